@@ -1,0 +1,269 @@
+//! Counters and gauges, and their Prometheus text exposition (format 0.0.4).
+//!
+//! Counters are plain `u64` fields bumped by the loop and the API: one
+//! thread, so no atomics. Gauges are not stored here at all: they are read
+//! from the store and the connection slab when `/metrics` is scraped, so
+//! they can never drift from the truth.
+
+use std::fmt::Write as _;
+
+/// Which endpoint a request was for, as a metrics label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /push`
+    Push,
+    /// `GET /blocking-get`
+    BlockingGet,
+    /// `GET /healthz`
+    Healthz,
+    /// `GET /metrics`
+    Metrics,
+    /// Anything else, including requests refused before routing.
+    Other,
+}
+
+impl Endpoint {
+    const ALL: [Endpoint; 5] = [
+        Endpoint::Push,
+        Endpoint::BlockingGet,
+        Endpoint::Healthz,
+        Endpoint::Metrics,
+        Endpoint::Other,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Endpoint::Push => "push",
+            Endpoint::BlockingGet => "blocking_get",
+            Endpoint::Healthz => "healthz",
+            Endpoint::Metrics => "metrics",
+            Endpoint::Other => "other",
+        }
+    }
+}
+
+/// Why a request was refused, as a metrics label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// 400: malformed request, bad parameter or invalid JSON.
+    BadRequest,
+    /// 413: body over `--max-body`.
+    BodyTooLarge,
+    /// 431: head over 8 KiB.
+    HeadTooLarge,
+    /// 503: the store is at `--max-memory`.
+    MemoryFull,
+    /// 408: the head did not arrive within `--header-timeout`.
+    Timeout,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 5] = [
+        Rejection::BadRequest,
+        Rejection::BodyTooLarge,
+        Rejection::HeadTooLarge,
+        Rejection::MemoryFull,
+        Rejection::Timeout,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Rejection::BadRequest => "bad_request",
+            Rejection::BodyTooLarge => "body_too_large",
+            Rejection::HeadTooLarge => "head_too_large",
+            Rejection::MemoryFull => "memory_full",
+            Rejection::Timeout => "timeout",
+        }
+    }
+
+    /// The rejection a refusal status stands for, if it is one we count.
+    pub fn for_status(status: u16) -> Option<Rejection> {
+        match status {
+            400 => Some(Rejection::BadRequest),
+            408 => Some(Rejection::Timeout),
+            413 => Some(Rejection::BodyTooLarge),
+            431 => Some(Rejection::HeadTooLarge),
+            503 => Some(Rejection::MemoryFull),
+            _ => None,
+        }
+    }
+}
+
+/// The statuses the server answers with; requests are counted per status.
+const STATUSES: [u16; 11] = [200, 400, 404, 405, 408, 413, 431, 500, 501, 503, 505];
+
+/// Values read from the live state at scrape time.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Gauges {
+    /// Connections open, the scraping one included.
+    pub connections_open: usize,
+    /// Consumers parked.
+    pub consumers_parked: usize,
+    /// Events retained.
+    pub events_live: usize,
+    /// Bytes charged against `--max-memory`.
+    pub event_bytes_live: usize,
+    /// Keys remembered.
+    pub keys: usize,
+    /// Consumer groups remembered.
+    pub groups: usize,
+}
+
+/// Every counter the server keeps.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: [[u64; STATUSES.len() + 1]; 5],
+    rejected: [u64; 5],
+    /// Events stored.
+    pub pushes: u64,
+    /// Events handed to consumers (an event sent to three groups counts three).
+    pub events_delivered: u64,
+    /// Non-empty responses to blocking-gets.
+    pub batches_delivered: u64,
+    /// Blocking-gets answered `[]` at their deadline.
+    pub poll_timeouts: u64,
+    /// Events freed at the end of their TTL.
+    pub events_expired: u64,
+    /// Connections accepted and kept.
+    pub connections_accepted: u64,
+    /// Connections closed at once because `--max-connections` were open.
+    pub connections_refused: u64,
+}
+
+impl Metrics {
+    /// Counts one answered request.
+    pub fn request(&mut self, endpoint: Endpoint, status: u16) {
+        let e = Endpoint::ALL.iter().position(|&x| x == endpoint).unwrap_or(4);
+        let s = STATUSES
+            .iter()
+            .position(|&x| x == status)
+            .unwrap_or(STATUSES.len());
+        self.requests[e][s] += 1;
+        if let Some(r) = Rejection::for_status(status) {
+            self.rejected[r as usize] += 1;
+        }
+    }
+
+    /// The exposition text, gauges first.
+    pub fn render(&self, g: &Gauges) -> String {
+        let mut out = String::with_capacity(4096);
+        let gauges: [(&str, &str, usize); 6] = [
+            ("connections_open", "Open client connections.", g.connections_open),
+            ("consumers_parked", "Blocking-gets waiting for an event.", g.consumers_parked),
+            ("events_live", "Events retained (not yet expired).", g.events_live),
+            (
+                "event_bytes_live",
+                "Bytes of retained events, JSON plus bookkeeping, counted against --max-memory.",
+                g.event_bytes_live,
+            ),
+            ("keys", "Keys with events or groups.", g.keys),
+            ("groups", "Consumer groups remembered.", g.groups),
+        ];
+        for (name, help, value) in gauges {
+            family(&mut out, name, help, "gauge");
+            let _ = writeln!(out, "event_syncer_{name} {value}");
+        }
+
+        family(
+            &mut out,
+            "requests_total",
+            "Requests answered, by endpoint and status.",
+            "counter",
+        );
+        for (e, endpoint) in Endpoint::ALL.iter().enumerate() {
+            for (s, count) in self.requests[e].iter().enumerate() {
+                if *count == 0 {
+                    continue;
+                }
+                let status = STATUSES.get(s).map_or("other".to_string(), u16::to_string);
+                let _ = writeln!(
+                    out,
+                    "event_syncer_requests_total{{endpoint=\"{}\",status=\"{status}\"}} {count}",
+                    endpoint.label()
+                );
+            }
+        }
+        family(
+            &mut out,
+            "rejected_total",
+            "Requests refused, by reason.",
+            "counter",
+        );
+        for r in Rejection::ALL {
+            let _ = writeln!(
+                out,
+                "event_syncer_rejected_total{{reason=\"{}\"}} {}",
+                r.label(),
+                self.rejected[r as usize]
+            );
+        }
+        let counters: [(&str, &str, u64); 7] = [
+            ("pushes_total", "Events stored.", self.pushes),
+            (
+                "events_delivered_total",
+                "Events handed to consumers, once per group.",
+                self.events_delivered,
+            ),
+            (
+                "batches_delivered_total",
+                "Non-empty responses to blocking-gets.",
+                self.batches_delivered,
+            ),
+            (
+                "poll_timeouts_total",
+                "Blocking-gets answered [] at their deadline.",
+                self.poll_timeouts,
+            ),
+            (
+                "events_expired_total",
+                "Events freed at the end of their TTL.",
+                self.events_expired,
+            ),
+            (
+                "connections_accepted_total",
+                "Connections accepted and served.",
+                self.connections_accepted,
+            ),
+            (
+                "connections_refused_total",
+                "Connections closed at once because --max-connections were open.",
+                self.connections_refused,
+            ),
+        ];
+        for (name, help, value) in counters {
+            family(&mut out, name, help, "counter");
+            let _ = writeln!(out, "event_syncer_{name} {value}");
+        }
+        out
+    }
+}
+
+fn family(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP event_syncer_{name} {help}");
+    let _ = writeln!(out, "# TYPE event_syncer_{name} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_family_has_help_and_type_and_counts_move() {
+        let mut m = Metrics::default();
+        m.request(Endpoint::Push, 200);
+        m.request(Endpoint::Push, 413);
+        m.pushes += 1;
+        let text = m.render(&Gauges {
+            connections_open: 3,
+            ..Gauges::default()
+        });
+        assert!(text.contains("event_syncer_connections_open 3\n"));
+        assert!(text.contains("event_syncer_requests_total{endpoint=\"push\",status=\"413\"} 1\n"));
+        assert!(text.contains("event_syncer_rejected_total{reason=\"body_too_large\"} 1\n"));
+        assert!(text.contains("event_syncer_pushes_total 1\n"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name} has no TYPE");
+        }
+    }
+}

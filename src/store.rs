@@ -1,0 +1,639 @@
+//! The event store: keys, their events, consumer groups and parked consumers.
+//!
+//! The store is pure bookkeeping. It never touches a socket and never reads
+//! the clock: `now` is passed in, so every rule of SPEC.md's blocking-get
+//! section is unit-tested below with a fake clock. A parked consumer is an
+//! opaque [`ConsumerId`] chosen by the caller (the event loop uses the
+//! connection's slab token); the store only remembers the order they came in.
+//!
+//! # Shape
+//!
+//! - A **key** holds its events in push order in a `VecDeque`. Sequence
+//!   numbers come from one global counter, so they only grow; within a key
+//!   they are increasing but not contiguous, and lookups by sequence are a
+//!   binary search.
+//! - A **group** is a cursor (the next sequence it has not consumed) plus a
+//!   FIFO of parked consumers. The FIFO is an intrusive doubly-linked list
+//!   through the `parked` slab, so a consumer that hangs up is unlinked in
+//!   O(1), whatever its place in the queue.
+//! - Each key keeps the list of its groups that have someone parked
+//!   (`waiting`), so a push visits only the groups it wakes, not every group
+//!   that ever read the key.
+//! - Every event has the same lifetime, so expiry order is push order and one
+//!   global FIFO of `(expires_at, key)` tells the sweep where to look.
+//!
+//! A take never returns an expired event, even before the sweep has freed it:
+//! it skips events whose `expires_at <= now`.
+//!
+//! A group that has nobody parked and no retained event before its cursor is
+//! indistinguishable from a group that never read: it is forgotten, and
+//! recreated on demand. A key with no events and no groups is forgotten too.
+//! Without this, memory would grow with every distinct groupId ever seen.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::Range;
+
+use slab::Slab;
+
+use crate::config::Millis;
+
+/// Who is parked: the caller's handle for a waiting consumer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConsumerId(pub usize);
+
+/// A parked consumer's place in its group's queue, for [`Store::unpark`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParkKey(u32);
+
+/// Bytes of bookkeeping charged per event on top of its JSON: the `Event`
+/// record in its key's deque, its entry in the expiry FIFO, and the
+/// allocator's header on the JSON's own allocation.
+pub const EVENT_OVERHEAD: usize =
+    std::mem::size_of::<Event>() + std::mem::size_of::<(Millis, u32)>() + 16;
+
+/// A group's unconsumed events at the moment of a take: the sequence range
+/// `[first, end)` of one key. Read the bytes with [`Store::batch_events`]
+/// before the store changes again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    key: u32,
+    /// Sequence numbers covered, first inclusive, end exclusive.
+    pub seqs: Range<u64>,
+    /// How many events the batch holds.
+    pub len: usize,
+}
+
+/// A parked consumer that a push has answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Who to answer.
+    pub consumer: ConsumerId,
+    /// What to answer with.
+    pub batch: Batch,
+}
+
+/// Why a push was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PushError {
+    /// Storing the event would take live bytes past the memory limit.
+    Full,
+}
+
+#[derive(Debug)]
+struct Event {
+    seq: u64,
+    expires_at: Millis,
+    json: Box<[u8]>,
+}
+
+#[derive(Debug)]
+struct Key {
+    name: Box<str>,
+    events: VecDeque<Event>,
+    groups: HashMap<Box<str>, u32>,
+    /// Groups of this key with at least one parked consumer.
+    waiting: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct Group {
+    key: u32,
+    name: Box<str>,
+    /// The next sequence number this group has not consumed.
+    cursor: u64,
+    /// Oldest parked consumer (answered first) and newest.
+    head: Option<u32>,
+    tail: Option<u32>,
+    /// Index in the key's `waiting` list while someone is parked.
+    waiting_at: Option<u32>,
+}
+
+#[derive(Debug)]
+struct Parked {
+    consumer: ConsumerId,
+    group: u32,
+    prev: Option<u32>,
+    next: Option<u32>,
+}
+
+/// Keys, events, groups and parked consumers. See the module docs.
+#[derive(Debug)]
+pub struct Store {
+    ttl: Millis,
+    max_bytes: usize,
+    next_seq: u64,
+    keys: Slab<Key>,
+    key_index: HashMap<Box<str>, u32>,
+    groups: Slab<Group>,
+    parked: Slab<Parked>,
+    /// `(expires_at, key)` for every retained event, in push order.
+    expiry: VecDeque<(Millis, u32)>,
+    live_bytes: usize,
+    live_events: usize,
+}
+
+impl Store {
+    /// An empty store whose events live `ttl` ms and whose live bytes may not
+    /// pass `max_bytes`.
+    pub fn new(ttl: Millis, max_bytes: usize) -> Store {
+        Store {
+            ttl,
+            max_bytes,
+            next_seq: 1,
+            keys: Slab::new(),
+            key_index: HashMap::new(),
+            groups: Slab::new(),
+            parked: Slab::new(),
+            expiry: VecDeque::new(),
+            live_bytes: 0,
+            live_events: 0,
+        }
+    }
+
+    /// Stores `json` under `key` and returns its sequence number. Appends to
+    /// `woken` the earliest parked consumer of every group waiting on `key`,
+    /// each with its group's unconsumed events (which are now consumed).
+    ///
+    /// Refuses with [`PushError::Full`], storing nothing and dropping
+    /// nothing, when the event would take live bytes past the limit.
+    pub fn push(
+        &mut self,
+        key: &str,
+        json: &[u8],
+        now: Millis,
+        woken: &mut Vec<Delivery>,
+    ) -> Result<u64, PushError> {
+        let cost = json.len() + EVENT_OVERHEAD;
+        if self.live_bytes + cost > self.max_bytes {
+            return Err(PushError::Full);
+        }
+        let key_idx = self.key_or_insert(key);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let expires_at = now.saturating_add(self.ttl);
+        self.keys[key_idx as usize].events.push_back(Event {
+            seq,
+            expires_at,
+            json: json.into(),
+        });
+        self.expiry.push_back((expires_at, key_idx));
+        self.live_bytes += cost;
+        self.live_events += 1;
+
+        // Each waiting group hands its batch to its earliest consumer. A
+        // group that still has consumers parked stays in `waiting`.
+        let mut i = 0;
+        while i < self.keys[key_idx as usize].waiting.len() {
+            let group = self.keys[key_idx as usize].waiting[i];
+            // A waiting group always has a head; a batch is missing only if
+            // the event is already expired (a TTL shorter than a tick).
+            let Some(head) = self.groups[group as usize].head else {
+                i += 1;
+                continue;
+            };
+            let Some(batch) = self.take_from_group(group, now) else {
+                i += 1;
+                continue;
+            };
+            let consumer = self.parked[head as usize].consumer;
+            self.unlink(head);
+            woken.push(Delivery { consumer, batch });
+            // `unlink` swap-removes the group from `waiting` when its queue
+            // empties, which moves another group into slot `i`.
+            if self.groups[group as usize].waiting_at.is_some() {
+                i += 1;
+            }
+        }
+        Ok(seq)
+    }
+
+    /// Takes every unconsumed live event of group (`key`, `group`) and marks
+    /// them consumed for that group only. `None` when there is nothing.
+    pub fn take(&mut self, key: &str, group: &str, now: Millis) -> Option<Batch> {
+        let key_idx = *self.key_index.get(key)?;
+        let group_idx = match self.keys[key_idx as usize].groups.get(group) {
+            Some(&g) => g,
+            // A new group starts at the oldest retained event. If there is
+            // none live, a new group would be forgotten at once: skip it.
+            None => {
+                self.first_live(key_idx, 0, now)?;
+                self.group_or_insert(key_idx, group)
+            }
+        };
+        self.take_from_group(group_idx, now)
+    }
+
+    /// Parks `consumer` at the back of group (`key`, `group`)'s queue. The
+    /// caller has just seen [`Store::take`] return nothing.
+    pub fn park(&mut self, key: &str, group: &str, consumer: ConsumerId) -> ParkKey {
+        let key_idx = self.key_or_insert(key);
+        let group_idx = self.group_or_insert(key_idx, group);
+        let tail = self.groups[group_idx as usize].tail;
+        let entry = self.parked.insert(Parked {
+            consumer,
+            group: group_idx,
+            prev: tail,
+            next: None,
+        }) as u32;
+        let g = &mut self.groups[group_idx as usize];
+        match tail {
+            Some(t) => self.parked[t as usize].next = Some(entry),
+            None => {
+                g.head = Some(entry);
+                let waiting = &mut self.keys[key_idx as usize].waiting;
+                g.waiting_at = Some(waiting.len() as u32);
+                waiting.push(group_idx);
+            }
+        }
+        g.tail = Some(entry);
+        ParkKey(entry)
+    }
+
+    /// Removes a parked consumer that timed out or hung up. It consumes
+    /// nothing. Returns false if the key was not parked (already answered).
+    pub fn unpark(&mut self, park: ParkKey) -> bool {
+        if !self.parked.contains(park.0 as usize) {
+            return false;
+        }
+        let group = self.parked[park.0 as usize].group;
+        self.unlink(park.0);
+        self.forget_if_unused(group);
+        true
+    }
+
+    /// The JSON of each event in `batch`, in push order.
+    pub fn batch_events(&self, batch: &Batch) -> impl Iterator<Item = &[u8]> {
+        let events = &self.keys[batch.key as usize].events;
+        let start = events.partition_point(|e| e.seq < batch.seqs.start);
+        events
+            .range(start..)
+            .take_while(move |e| e.seq < batch.seqs.end)
+            .map(|e| &*e.json)
+    }
+
+    /// When the oldest retained event expires: the next time
+    /// [`Store::expire`] has work.
+    pub fn next_expiry(&self) -> Option<Millis> {
+        self.expiry.front().map(|&(at, _)| at)
+    }
+
+    /// Frees every event that has expired by `now`, and forgets groups and
+    /// keys that thereby became indistinguishable from new ones. Returns how
+    /// many events were freed.
+    pub fn expire(&mut self, now: Millis) -> usize {
+        let mut freed = 0;
+        let mut touched: Vec<u32> = Vec::new();
+        while let Some(&(at, key_idx)) = self.expiry.front() {
+            if at > now {
+                break;
+            }
+            self.expiry.pop_front();
+            let key = &mut self.keys[key_idx as usize];
+            if let Some(event) = key.events.pop_front() {
+                debug_assert_eq!(event.expires_at, at);
+                self.live_bytes -= event.json.len() + EVENT_OVERHEAD;
+                self.live_events -= 1;
+                freed += 1;
+            }
+            if touched.last() != Some(&key_idx) {
+                touched.push(key_idx);
+            }
+        }
+        touched.sort_unstable();
+        touched.dedup();
+        for key_idx in touched {
+            let groups: Vec<u32> = self.keys[key_idx as usize].groups.values().copied().collect();
+            for group in groups {
+                self.forget_if_unused(group);
+            }
+            self.forget_key_if_unused(key_idx);
+        }
+        freed
+    }
+
+    /// Live events retained (some may have expired but not yet been swept).
+    pub fn live_events(&self) -> usize {
+        self.live_events
+    }
+
+    /// Bytes charged against the memory limit: JSON plus [`EVENT_OVERHEAD`].
+    pub fn live_bytes(&self) -> usize {
+        self.live_bytes
+    }
+
+    /// Keys remembered.
+    pub fn keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Groups remembered.
+    pub fn groups(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Consumers parked.
+    pub fn parked(&self) -> usize {
+        self.parked.len()
+    }
+
+    fn key_or_insert(&mut self, name: &str) -> u32 {
+        if let Some(&k) = self.key_index.get(name) {
+            return k;
+        }
+        let k = self.keys.insert(Key {
+            name: name.into(),
+            events: VecDeque::new(),
+            groups: HashMap::new(),
+            waiting: Vec::new(),
+        }) as u32;
+        self.key_index.insert(name.into(), k);
+        k
+    }
+
+    fn group_or_insert(&mut self, key_idx: u32, name: &str) -> u32 {
+        if let Some(&g) = self.keys[key_idx as usize].groups.get(name) {
+            return g;
+        }
+        let g = self.groups.insert(Group {
+            key: key_idx,
+            name: name.into(),
+            cursor: 0,
+            head: None,
+            tail: None,
+            waiting_at: None,
+        }) as u32;
+        self.keys[key_idx as usize].groups.insert(name.into(), g);
+        g
+    }
+
+    /// Index of the first event of `key_idx` that is live at `now` and not
+    /// before `cursor`.
+    fn first_live(&self, key_idx: u32, cursor: u64, now: Millis) -> Option<usize> {
+        let events = &self.keys[key_idx as usize].events;
+        // Expiry order is push order, so both conditions are prefixes.
+        let unexpired = events.partition_point(|e| e.expires_at <= now);
+        let unconsumed = events.partition_point(|e| e.seq < cursor);
+        let start = unexpired.max(unconsumed);
+        (start < events.len()).then_some(start)
+    }
+
+    fn take_from_group(&mut self, group: u32, now: Millis) -> Option<Batch> {
+        let g = &self.groups[group as usize];
+        let start = self.first_live(g.key, g.cursor, now)?;
+        let events = &self.keys[g.key as usize].events;
+        let first = events[start].seq;
+        let end = self.next_seq;
+        let batch = Batch {
+            key: g.key,
+            seqs: first..end,
+            len: events.len() - start,
+        };
+        self.groups[group as usize].cursor = end;
+        Some(batch)
+    }
+
+    /// Takes a parked entry out of its group's queue (and the group out of
+    /// its key's `waiting` list if the queue empties).
+    fn unlink(&mut self, entry: u32) {
+        let p = self.parked.remove(entry as usize);
+        match p.prev {
+            Some(prev) => self.parked[prev as usize].next = p.next,
+            None => self.groups[p.group as usize].head = p.next,
+        }
+        match p.next {
+            Some(next) => self.parked[next as usize].prev = p.prev,
+            None => self.groups[p.group as usize].tail = p.prev,
+        }
+        let g = &mut self.groups[p.group as usize];
+        if g.head.is_none()
+            && let Some(at) = g.waiting_at.take()
+        {
+            let waiting = &mut self.keys[g.key as usize].waiting;
+            waiting.swap_remove(at as usize);
+            if let Some(&moved) = waiting.get(at as usize) {
+                self.groups[moved as usize].waiting_at = Some(at);
+            }
+        }
+    }
+
+    /// Forgets `group` if nobody is parked in it and no retained event lies
+    /// before its cursor: it would then behave exactly as a new group.
+    fn forget_if_unused(&mut self, group: u32) {
+        let g = &self.groups[group as usize];
+        if g.head.is_some() {
+            return;
+        }
+        let key = &self.keys[g.key as usize];
+        if key.events.front().is_some_and(|e| e.seq < g.cursor) {
+            return;
+        }
+        let g = self.groups.remove(group as usize);
+        self.keys[g.key as usize].groups.remove(&g.name);
+        self.forget_key_if_unused(g.key);
+    }
+
+    fn forget_key_if_unused(&mut self, key_idx: u32) {
+        let Some(key) = self.keys.get(key_idx as usize) else {
+            return;
+        };
+        if key.events.is_empty() && key.groups.is_empty() {
+            let key = self.keys.remove(key_idx as usize);
+            self.key_index.remove(&key.name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Millis = 120_000;
+
+    fn store() -> Store {
+        Store::new(TTL, usize::MAX)
+    }
+
+    fn push(s: &mut Store, key: &str, json: &str, now: Millis) -> Vec<Delivery> {
+        let mut woken = Vec::new();
+        s.push(key, json.as_bytes(), now, &mut woken).unwrap();
+        woken
+    }
+
+    fn render(s: &Store, batch: &Batch) -> String {
+        let parts: Vec<&str> = s
+            .batch_events(batch)
+            .map(|b| std::str::from_utf8(b).unwrap())
+            .collect();
+        format!("[{}]", parts.join(","))
+    }
+
+    fn take(s: &mut Store, key: &str, group: &str, now: Millis) -> String {
+        match s.take(key, group, now) {
+            Some(b) => render(s, &b),
+            None => "[]".to_string(),
+        }
+    }
+
+    #[test]
+    fn backlog_is_returned_at_once_in_push_order() {
+        let mut s = store();
+        push(&mut s, "k", "1", 0);
+        push(&mut s, "k", r#"{"a":2}"#, 1);
+        push(&mut s, "other", "9", 1);
+        assert_eq!(take(&mut s, "k", "g", 2), r#"[1,{"a":2}]"#);
+        assert_eq!(take(&mut s, "k", "g", 3), "[]");
+    }
+
+    #[test]
+    fn groups_are_independent_and_new_groups_see_every_live_event() {
+        let mut s = store();
+        push(&mut s, "k", "1", 0);
+        assert_eq!(take(&mut s, "k", "a", 1), "[1]");
+        push(&mut s, "k", "2", 2);
+        assert_eq!(take(&mut s, "k", "a", 3), "[2]");
+        assert_eq!(take(&mut s, "k", "b", 3), "[1,2]");
+        assert_eq!(take(&mut s, "k", "b", 3), "[]");
+    }
+
+    #[test]
+    fn a_push_wakes_the_earliest_consumer_of_each_group() {
+        let mut s = store();
+        let _a1 = s.park("k", "a", ConsumerId(1));
+        let _a2 = s.park("k", "a", ConsumerId(2));
+        let _b1 = s.park("k", "b", ConsumerId(3));
+        let _c1 = s.park("other", "a", ConsumerId(4));
+        let woken = push(&mut s, "k", "1", 0);
+        let who: Vec<usize> = woken.iter().map(|d| d.consumer.0).collect();
+        assert_eq!(who, vec![1, 3]);
+        assert!(woken.iter().all(|d| render(&s, &d.batch) == "[1]"));
+        // Consumer 2 is still parked and gets the next event, alone.
+        let woken = push(&mut s, "k", "2", 1);
+        let who: Vec<usize> = woken.iter().map(|d| d.consumer.0).collect();
+        assert_eq!(who, vec![2]);
+        assert_eq!(render(&s, &woken[0].batch), "[2]");
+        assert_eq!(s.parked(), 1);
+    }
+
+    #[test]
+    fn a_hang_up_consumes_nothing_and_the_next_consumer_gets_the_event() {
+        let mut s = store();
+        let first = s.park("k", "g", ConsumerId(1));
+        let _second = s.park("k", "g", ConsumerId(2));
+        assert!(s.unpark(first));
+        assert!(!s.unpark(first), "a key unparks once");
+        let woken = push(&mut s, "k", "1", 0);
+        assert_eq!(woken.len(), 1);
+        assert_eq!(woken[0].consumer, ConsumerId(2));
+    }
+
+    #[test]
+    fn unparking_from_the_middle_keeps_fifo_order() {
+        let mut s = store();
+        let keys: Vec<ParkKey> = (0..5).map(|i| s.park("k", "g", ConsumerId(i))).collect();
+        s.unpark(keys[2]);
+        s.unpark(keys[0]);
+        let mut order = Vec::new();
+        for n in 0..3 {
+            for d in push(&mut s, "k", "1", n) {
+                order.push(d.consumer.0);
+            }
+        }
+        assert_eq!(order, vec![1, 3, 4]);
+        assert_eq!(s.parked(), 0);
+    }
+
+    #[test]
+    fn expired_events_are_never_returned_even_before_the_sweep() {
+        let mut s = Store::new(1000, usize::MAX);
+        push(&mut s, "k", "old", 0);
+        push(&mut s, "k", "new", 500);
+        // At 1000 the first has expired (its TTL is over) though no sweep ran.
+        assert_eq!(take(&mut s, "k", "g", 1000), r#"[new]"#);
+        assert_eq!(take(&mut s, "k", "h", 1499), r#"[new]"#);
+        assert_eq!(take(&mut s, "k", "i", 1500), "[]");
+        assert_eq!(s.live_events(), 2, "nothing freed before the sweep");
+    }
+
+    #[test]
+    fn expire_frees_memory_at_the_deadline_and_not_before() {
+        let mut s = Store::new(1000, usize::MAX);
+        push(&mut s, "k", "1", 0);
+        push(&mut s, "k", "22", 10);
+        assert_eq!(s.next_expiry(), Some(1000));
+        assert_eq!(s.expire(999), 0);
+        assert_eq!(s.expire(1000), 1);
+        assert_eq!(s.live_bytes(), 2 + EVENT_OVERHEAD);
+        assert_eq!(s.next_expiry(), Some(1010));
+        assert_eq!(s.expire(5000), 1);
+        assert_eq!((s.live_events(), s.live_bytes(), s.keys()), (0, 0, 0));
+        assert_eq!(s.next_expiry(), None);
+    }
+
+    #[test]
+    fn a_parked_group_sees_a_batch_only_of_live_events() {
+        let mut s = Store::new(1000, usize::MAX);
+        push(&mut s, "k", "1", 0);
+        assert_eq!(take(&mut s, "k", "g", 1), "[1]");
+        s.park("k", "late", ConsumerId(7));
+        // "late" was parked while event 1 was live only because the caller
+        // did not take first; the push at 2000 must not hand it event 1.
+        let woken = push(&mut s, "k", "2", 2000);
+        assert_eq!(render(&s, &woken[0].batch), "[2]");
+    }
+
+    #[test]
+    fn memory_limit_refuses_without_dropping() {
+        let limit = 2 * (3 + EVENT_OVERHEAD);
+        let mut s = Store::new(1000, limit);
+        let mut woken = Vec::new();
+        assert!(s.push("k", b"abc", 0, &mut woken).is_ok());
+        assert!(s.push("k", b"def", 0, &mut woken).is_ok());
+        assert_eq!(s.push("k", b"g", 0, &mut woken), Err(PushError::Full));
+        assert_eq!(take(&mut s, "k", "g", 1), "[abc,def]");
+        // Room comes back as events expire.
+        s.expire(1000);
+        assert!(s.push("k", b"ghi", 1000, &mut woken).is_ok());
+    }
+
+    #[test]
+    fn forgotten_groups_and_keys_behave_as_new_ones() {
+        let mut s = Store::new(1000, usize::MAX);
+        push(&mut s, "k", "1", 0);
+        assert_eq!(take(&mut s, "k", "g", 1), "[1]");
+        assert_eq!(s.groups(), 1, "g must remember it consumed event 1");
+        s.expire(1000);
+        assert_eq!((s.groups(), s.keys()), (0, 0), "nothing left to remember");
+        push(&mut s, "k", "2", 1001);
+        assert_eq!(take(&mut s, "k", "g", 1002), "[2]");
+        // A timed-out consumer of an unknown group leaves nothing behind.
+        let p = s.park("x", "y", ConsumerId(1));
+        s.unpark(p);
+        assert_eq!(s.keys(), 1);
+        // Polling a group with nothing live creates nothing.
+        assert_eq!(take(&mut s, "x", "y", 1003), "[]");
+        assert_eq!(take(&mut s, "k", "fresh", 5000), "[]");
+        assert_eq!(s.groups(), 1);
+    }
+
+    #[test]
+    fn sequence_numbers_only_grow() {
+        let mut s = store();
+        let mut woken = Vec::new();
+        let a = s.push("a", b"1", 0, &mut woken).unwrap();
+        let b = s.push("b", b"1", 0, &mut woken).unwrap();
+        let c = s.push("a", b"1", 0, &mut woken).unwrap();
+        assert!(a < b && b < c);
+    }
+
+    #[test]
+    fn fan_out_hands_identical_batches_to_groups_at_the_same_cursor() {
+        let mut s = store();
+        for i in 0..100 {
+            s.park("k", &format!("g{i}"), ConsumerId(i));
+        }
+        let woken = push(&mut s, "k", "1", 0);
+        assert_eq!(woken.len(), 100);
+        assert!(woken.iter().all(|d| d.batch == woken[0].batch));
+        assert_eq!(s.parked(), 0);
+    }
+}
