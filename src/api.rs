@@ -88,7 +88,9 @@ impl Response {
 
     /// `{"error": message}` with the given status.
     pub fn error(endpoint: Endpoint, status: u16, message: &str) -> Response {
-        let body = serde_json::json!({ "error": message }).to_string().into_bytes();
+        let body = serde_json::json!({ "error": message })
+            .to_string()
+            .into_bytes();
         Response::json(endpoint, status, Body::Owned(body))
     }
 
@@ -231,8 +233,13 @@ impl Api {
         } else {
             req.body.trim_ascii()
         };
-        // Validate without building a value: IgnoredAny walks the text.
-        if serde_json::from_slice::<IgnoredAny>(json).is_err() {
+        // JSON text is UTF-8 (RFC 8259 section 8.1). serde_json does not
+        // check the bytes of strings it skips, so check them first; then
+        // validate without building a value: IgnoredAny only walks the text.
+        let Ok(text) = std::str::from_utf8(json) else {
+            return Err("body is not valid JSON: not UTF-8");
+        };
+        if serde_json::from_str::<IgnoredAny>(text).is_err() {
             return Err("body is not valid JSON");
         }
         let seq = match self.store.push(&key, json, now, &mut self.deliveries) {

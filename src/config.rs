@@ -25,7 +25,11 @@ const MAX_SETTING_MS: Millis = 365 * 24 * 3600 * 1000;
 
 /// The command line, as `clap` sees it.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "event-syncer", version, about = "An HTTP long-poll event queue")]
+#[command(
+    name = "event-syncer",
+    version,
+    about = "An HTTP long-poll event queue"
+)]
 pub struct Cli {
     /// Address to listen on (`127.0.0.1:0` picks a free port).
     #[arg(long, env = "EVENT_SYNCER_LISTEN", default_value = "127.0.0.1:3031")]
@@ -263,6 +267,10 @@ mod tests {
         let config = Config::resolve(cli, 20_000).unwrap();
         assert_eq!(config.max_connections, 20_000 - RESERVED_FDS as usize);
         let cli = Cli::try_parse_from(["event-syncer", "--max-connections", "50000"]).unwrap();
-        assert!(Config::resolve(cli, 20_000).unwrap_err().contains("--max-connections"));
+        assert!(
+            Config::resolve(cli, 20_000)
+                .unwrap_err()
+                .contains("--max-connections")
+        );
     }
 }

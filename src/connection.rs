@@ -357,9 +357,11 @@ mod tests {
 
     #[test]
     fn content_length_over_the_limit_is_refused_before_the_body() {
-        let req = b"POST /push?key=k HTTP/1.1\r\nContent-Length: 17\r\nExpect: 100-continue\r\n\r\n";
+        let req =
+            b"POST /push?key=k HTTP/1.1\r\nContent-Length: 17\r\nExpect: 100-continue\r\n\r\n";
         assert_eq!(frame(req).unwrap_err().status, 413);
-        let req = b"POST /push?key=k HTTP/1.1\r\nContent-Length: 16\r\nExpect: 100-continue\r\n\r\n";
+        let req =
+            b"POST /push?key=k HTTP/1.1\r\nContent-Length: 16\r\nExpect: 100-continue\r\n\r\n";
         assert!(matches!(
             frame(req),
             Ok(Framed::Partial {

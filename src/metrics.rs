@@ -133,7 +133,10 @@ pub struct Metrics {
 impl Metrics {
     /// Counts one answered request.
     pub fn request(&mut self, endpoint: Endpoint, status: u16) {
-        let e = Endpoint::ALL.iter().position(|&x| x == endpoint).unwrap_or(4);
+        let e = Endpoint::ALL
+            .iter()
+            .position(|&x| x == endpoint)
+            .unwrap_or(4);
         let s = STATUSES
             .iter()
             .position(|&x| x == status)
@@ -148,9 +151,21 @@ impl Metrics {
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
         let gauges: [(&str, &str, usize); 6] = [
-            ("connections_open", "Open client connections.", g.connections_open),
-            ("consumers_parked", "Blocking-gets waiting for an event.", g.consumers_parked),
-            ("events_live", "Events retained (not yet expired).", g.events_live),
+            (
+                "connections_open",
+                "Open client connections.",
+                g.connections_open,
+            ),
+            (
+                "consumers_parked",
+                "Blocking-gets waiting for an event.",
+                g.consumers_parked,
+            ),
+            (
+                "events_live",
+                "Events retained (not yet expired).",
+                g.events_live,
+            ),
             (
                 "event_bytes_live",
                 "Bytes of retained events, JSON plus bookkeeping, counted against --max-memory.",
@@ -263,7 +278,10 @@ mod tests {
         assert!(text.contains("event_syncer_pushes_total 1\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
-            assert!(text.contains(&format!("# TYPE {name} ")), "{name} has no TYPE");
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} has no TYPE"
+            );
         }
     }
 }

@@ -214,7 +214,8 @@ impl Server {
     /// The deadline `ms` from now, rounded up: never earlier than asked.
     fn deadline_in(&self, ms: Millis) -> Millis {
         let elapsed = self.start.elapsed();
-        let ceil = elapsed.as_millis() as Millis + u64::from(!elapsed.subsec_nanos().is_multiple_of(1_000_000));
+        let ceil = elapsed.as_millis() as Millis
+            + u64::from(!elapsed.subsec_nanos().is_multiple_of(1_000_000));
         ceil.saturating_add(ms)
     }
 
@@ -494,9 +495,7 @@ impl Server {
     /// Queues `response` on the connection (written by the next
     /// [`Server::after_io`]) and moves it to its next state.
     fn respond(&mut self, token: usize, response: &Response, reply: ReplyStyle) {
-        self.api
-            .metrics
-            .request(response.endpoint, response.status);
+        self.api.metrics.request(response.endpoint, response.status);
         let conn = &mut self.conns[token];
         http::write_response(
             conn.queue(),

@@ -42,8 +42,13 @@ use crate::config::Millis;
 pub struct ConsumerId(pub usize);
 
 /// A parked consumer's place in its group's queue, for [`Store::unpark`].
+/// The generation tells a key whose consumer was already answered from the
+/// key of whoever reused its slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ParkKey(u32);
+pub struct ParkKey {
+    index: u32,
+    generation: u32,
+}
 
 /// Bytes of bookkeeping charged per event on top of its JSON: the `Event`
 /// record in its key's deque, its entry in the expiry FIFO, and the
@@ -111,6 +116,7 @@ struct Group {
 #[derive(Debug)]
 struct Parked {
     consumer: ConsumerId,
+    generation: u32,
     group: u32,
     prev: Option<u32>,
     next: Option<u32>,
@@ -126,6 +132,7 @@ pub struct Store {
     key_index: HashMap<Box<str>, u32>,
     groups: Slab<Group>,
     parked: Slab<Parked>,
+    parks: u32,
     /// `(expires_at, key)` for every retained event, in push order.
     expiry: VecDeque<(Millis, u32)>,
     live_bytes: usize,
@@ -144,6 +151,7 @@ impl Store {
             key_index: HashMap::new(),
             groups: Slab::new(),
             parked: Slab::new(),
+            parks: 0,
             expiry: VecDeque::new(),
             live_bytes: 0,
             live_events: 0,
@@ -229,8 +237,11 @@ impl Store {
         let key_idx = self.key_or_insert(key);
         let group_idx = self.group_or_insert(key_idx, group);
         let tail = self.groups[group_idx as usize].tail;
+        self.parks = self.parks.wrapping_add(1);
+        let generation = self.parks;
         let entry = self.parked.insert(Parked {
             consumer,
+            generation,
             group: group_idx,
             prev: tail,
             next: None,
@@ -246,17 +257,22 @@ impl Store {
             }
         }
         g.tail = Some(entry);
-        ParkKey(entry)
+        ParkKey {
+            index: entry,
+            generation,
+        }
     }
 
     /// Removes a parked consumer that timed out or hung up. It consumes
     /// nothing. Returns false if the key was not parked (already answered).
     pub fn unpark(&mut self, park: ParkKey) -> bool {
-        if !self.parked.contains(park.0 as usize) {
-            return false;
+        let index = park.index;
+        match self.parked.get(index as usize) {
+            Some(p) if p.generation == park.generation => {}
+            _ => return false,
         }
-        let group = self.parked[park.0 as usize].group;
-        self.unlink(park.0);
+        let group = self.parked[index as usize].group;
+        self.unlink(index);
         self.forget_if_unused(group);
         true
     }
@@ -302,7 +318,11 @@ impl Store {
         touched.sort_unstable();
         touched.dedup();
         for key_idx in touched {
-            let groups: Vec<u32> = self.keys[key_idx as usize].groups.values().copied().collect();
+            let groups: Vec<u32> = self.keys[key_idx as usize]
+                .groups
+                .values()
+                .copied()
+                .collect();
             for group in groups {
                 self.forget_if_unused(group);
             }
