@@ -16,7 +16,9 @@
 //!   reaches every group that reads while it is live;
 //! - a push wakes exactly the earliest parked consumer of each group parked
 //!   on its key, and nobody else;
-//! - a hang-up or timeout consumes nothing, and a key unparks only once;
+//! - a hang-up or timeout consumes nothing, a key unparks only once, and
+//!   the key of a consumer already answered or gone unparks nobody, even
+//!   after a later park reused its slot;
 //! - the gauges (`parked`, `live_events`, `live_bytes`, `next_expiry`,
 //!   `keys`, `groups`) equal what the model derives, so a sweep frees exactly
 //!   what expired and forgetting leaves no group or key behind.
@@ -100,6 +102,9 @@ struct Model {
     last_batch_end: HashMap<(usize, usize), u64>,
     /// Parked consumers in the order they parked.
     parked: Vec<Consumer>,
+    /// Keys of consumers already answered or unparked: a late hang-up or
+    /// timer for one of them must find nothing, even once its slot is reused.
+    stale: Vec<ParkKey>,
 }
 
 impl Model {
@@ -116,6 +121,7 @@ impl Model {
             reads: HashMap::new(),
             last_batch_end: HashMap::new(),
             parked: Vec::new(),
+            stale: Vec::new(),
         }
     }
 
@@ -302,6 +308,7 @@ fn step(store: &mut Store, model: &mut Model, op: &Op) {
             // consumer that hangs up now is not parked.
             for park in answered {
                 assert!(!store.unpark(park), "an answered consumer unparked");
+                model.stale.push(park);
             }
         }
         Op::Get { key, group } => {
@@ -327,12 +334,19 @@ fn step(store: &mut Store, model: &mut Model, op: &Op) {
             }
         }
         Op::HangUp(index) | Op::Timeout(index) => {
+            // A late one for a consumer that is gone first: it must change
+            // nothing, whoever has its slot now (the gauges check that).
+            if !model.stale.is_empty() {
+                let park = model.stale[index.index(model.stale.len())];
+                assert!(!store.unpark(park), "a stale {park:?} unparked someone");
+            }
             if model.parked.is_empty() {
                 return;
             }
             let c = model.parked.remove(index.index(model.parked.len()));
             assert!(store.unpark(c.park), "{c:?} was parked");
             assert!(!store.unpark(c.park), "{c:?} unparked twice");
+            model.stale.push(c.park);
         }
         Op::Advance(ms) => model.now += ms,
         Op::Sweep => {
@@ -430,9 +444,9 @@ fn model_agrees_with_a_hand_checked_sequence() {
     assert_eq!((store.parked(), store.live_events()), (1, 0));
 }
 
-/// `Store::unpark` promises `false` for a consumer that was already
-/// answered, even once its slot in the store has been reused by a later
-/// park: the key's generation tells them apart.
+/// An answered consumer's `ParkKey` stays stale after its slab slot is
+/// reused by a later park, even in another group: unparking it must not
+/// unpark the newcomer.
 #[test]
 fn a_stale_park_key_does_not_unpark_a_later_consumer() {
     let mut store = Store::new(1000, usize::MAX);
