@@ -231,7 +231,7 @@ impl Api {
             // The reference server stores an empty body as an empty object.
             &b"{}"[..]
         } else {
-            req.body.trim_ascii()
+            trim_json_whitespace(req.body)
         };
         // JSON text is UTF-8 (RFC 8259 section 8.1). serde_json does not
         // check the bytes of strings it skips, so check them first; then
@@ -328,6 +328,23 @@ fn name_param(query: &str, name: &'static str) -> Result<String, &'static str> {
         }),
         Some(v) => Ok(v),
     }
+}
+
+/// The body without surrounding JSON whitespace: space, tab, CR and LF
+/// only (RFC 8259 section 2); a form feed is not JSON whitespace.
+fn trim_json_whitespace(mut body: &[u8]) -> &[u8] {
+    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    while let [first, rest @ ..] = body
+        && ws(first)
+    {
+        body = rest;
+    }
+    while let [rest @ .., last] = body
+        && ws(last)
+    {
+        body = rest;
+    }
+    body
 }
 
 /// `[e1,e2,...]` from the events' stored bytes.
