@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use std::collections::HashMap;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// The `name=value` pairs of the startup line.
@@ -303,9 +304,10 @@ fn sigint_answers_parked_consumers_and_exits_0() {
     parked_consumers_are_answered_on(libc::SIGINT);
 }
 
-/// SPEC: "finish pending writes": a ~7 MiB batch (more than a loopback
-/// socket's kernel buffers hold, so most of it is still in the server when
-/// the signal comes) arrives whole.
+/// SPEC: "stop accepting ... finish pending writes": a ~7 MiB batch (more
+/// than a loopback socket's kernel buffers hold, so most of it is still in
+/// the server when the signal comes) keeps the server draining; meanwhile
+/// new connections are not served, and the batch then arrives whole.
 #[test]
 fn sigterm_finishes_pending_writes() {
     let mut server = Server::start(&[]);
@@ -320,6 +322,16 @@ fn sigterm_finishes_pending_writes() {
     fence(&server);
 
     server.sigterm();
+    let addr = server.addr();
+    let stopped = poll_until(secs(2.0), || {
+        let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+            return true;
+        };
+        let mut c = Raw::from_stream(stream);
+        c.send_lossy(b"GET /fence HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.try_read_response(secs(0.3)).is_none()
+    });
+    assert!(stopped, "still serving new connections after SIGTERM");
     let r = slow.read_response_slowly(64 * 1024, Duration::from_millis(1), secs(5.0));
     assert_eq!(r.status, 200);
     let want = format!("[{}]", events.join(","));

@@ -513,6 +513,22 @@ impl Raw {
         }
     }
 
+    /// Wraps a connected stream (e.g. one made with a custom timeout).
+    pub fn from_stream(stream: TcpStream) -> Raw {
+        let _ = stream.set_nodelay(true);
+        Raw {
+            stream,
+            buf: Vec::new(),
+            eof: false,
+        }
+    }
+
+    /// Writes what it can of `bytes`, ignoring errors: for connections the
+    /// server may already have closed or reset.
+    pub fn send_lossy(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
     /// Writes all of `bytes`.
     pub fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).expect("send");
