@@ -11,11 +11,12 @@
 //! parked at once, so a parked connection owns no buffers at all: its input
 //! buffer is released once its request is parsed (unless pipelined bytes
 //! wait behind it) and its output buffer is empty. The answer that unparks
-//! it is written straight from the shared batch with one `writev`; only a
-//! remainder the socket would not take is copied into the connection.
+//! it is written straight from a response shared by every consumer that gets
+//! the same batch; only a remainder the socket would not take is copied into
+//! the connection.
 
 use std::borrow::Cow;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 
 use mio::Interest;
@@ -191,18 +192,15 @@ impl Connection {
         &mut self.output
     }
 
-    /// Writes `head` then `body` now, with one `writev`, if nothing else is
-    /// waiting to go out; copies whatever the socket does not take into the
-    /// output buffer. The body may be shared with other connections: it is
-    /// copied only if the socket is full.
-    pub fn send(&mut self, head: &[u8], body: &[u8]) -> io::Result<()> {
+    /// Writes `bytes` now, if nothing else is waiting to go out, and copies
+    /// whatever the socket does not take into the output buffer. The bytes
+    /// may be shared with other connections: they are copied only if the
+    /// socket is full.
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut sent = 0;
         if self.pending() == 0 {
             sent = loop {
-                match self
-                    .stream
-                    .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
-                {
+                match self.stream.write(bytes) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -210,12 +208,7 @@ impl Connection {
                 }
             };
         }
-        if sent < head.len() {
-            self.output.extend_from_slice(&head[sent..]);
-            self.output.extend_from_slice(body);
-        } else if sent < head.len() + body.len() {
-            self.output.extend_from_slice(&body[sent - head.len()..]);
-        }
+        self.output.extend_from_slice(&bytes[sent..]);
         Ok(())
     }
 

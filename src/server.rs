@@ -17,6 +17,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
@@ -87,8 +88,10 @@ pub struct Server {
     start: Instant,
     /// Where every `read` lands before it is appended to a connection.
     scratch: Box<[u8]>,
-    /// Where the head of a shared-body answer is written.
-    head: Vec<u8>,
+    /// The answer last built for woken consumers, and what it was built
+    /// for: a batch and a framing.
+    answer: Vec<u8>,
+    answer_for: Option<(Rc<[u8]>, ReplyStyle)>,
     /// Parked consumers a push answered, to write before the pusher's answer.
     wakes: Vec<Wake>,
     /// Connections just answered out of `Parked`: their pipelined input is
@@ -140,7 +143,8 @@ impl Server {
             config,
             start: Instant::now(),
             scratch: vec![0; READ_CHUNK].into_boxed_slice(),
-            head: Vec::with_capacity(256),
+            answer: Vec::with_capacity(256),
+            answer_for: None,
             wakes: Vec::new(),
             resume: Vec::new(),
             again: Vec::new(),
@@ -522,11 +526,14 @@ impl Server {
             self.deliver(wake.consumer.0, &wake.body);
         }
         self.wakes = wakes;
+        self.answer_for = None;
     }
 
-    /// Answers a parked consumer with a batch shared with other consumers:
-    /// head and body go out in one `writev`, straight from the shared bytes.
-    fn deliver(&mut self, token: usize, body: &[u8]) {
+    /// Answers a parked consumer with a batch shared with other consumers.
+    /// Consumers at the same cursor share one body, and nearly all of them
+    /// one framing, so the whole response is built once and each of them
+    /// gets it with a single `send` from the same bytes.
+    fn deliver(&mut self, token: usize, body: &Rc<[u8]>) {
         // A consumer that hung up was unparked when it closed, so the store
         // never names a connection that is gone or not parked.
         let Some(conn) = self.conns.get_mut(token) else {
@@ -540,17 +547,21 @@ impl Server {
         } else {
             State::Closing
         };
-        self.head.clear();
-        http::write_response_head(
-            &mut self.head,
-            200,
-            "application/json",
-            &[],
-            body.len(),
-            reply.keep_alive,
-            reply.minor_version,
-        );
-        if let Err(e) = conn.send(&self.head, body) {
+        let built = matches!(&self.answer_for, Some((b, r)) if Rc::ptr_eq(b, body) && *r == reply);
+        if !built {
+            self.answer.clear();
+            http::write_response(
+                &mut self.answer,
+                200,
+                "application/json",
+                &[],
+                body,
+                reply.keep_alive,
+                reply.minor_version,
+            );
+            self.answer_for = Some((Rc::clone(body), reply));
+        }
+        if let Err(e) = conn.send(&self.answer) {
             // The batch is lost with the connection: at-most-once.
             return self.close(token, &format!("write failed: {e}"));
         }
