@@ -104,7 +104,7 @@ pub struct Server {
     accept_paused: bool,
     draining: bool,
     drained: bool,
-    warned: Vec<(&'static str, Millis)>,
+    warned: Vec<Warned>,
 }
 
 impl Server {
@@ -481,10 +481,10 @@ impl Server {
     /// A request that cannot be framed: answer it, then close, since the
     /// rest of the stream cannot be trusted.
     fn protocol_error(&mut self, token: usize, e: HttpError) {
-        let conn = &self.conns[token];
-        warn!(
-            "#{token} {}: {} {}, closing",
-            conn.peer, e.status, e.message
+        let peer = self.conns[token].peer;
+        self.warn_limited(
+            "protocol",
+            format_args!("#{token} {peer}: {} {}, closing", e.status, e.message),
         );
         let response = Response::error(Endpoint::Other, e.status, e.message);
         let reply = ReplyStyle {
@@ -500,6 +500,19 @@ impl Server {
     /// [`Server::after_io`]) and moves it to its next state.
     fn respond(&mut self, token: usize, response: &Response, reply: ReplyStyle) {
         self.api.metrics.request(response.endpoint, response.status);
+        debug!(
+            "#{token} {:?} answered {}",
+            response.endpoint, response.status
+        );
+        if response.status == 503 {
+            self.warn_limited(
+                "memory",
+                format_args!(
+                    "refusing pushes: {} bytes of events stored (--max-memory)",
+                    self.api.store.live_bytes()
+                ),
+            );
+        }
         let conn = &mut self.conns[token];
         http::write_response(
             conn.queue(),
@@ -718,7 +731,12 @@ impl Server {
             }
             TimerKind::Request => {
                 let peer = conn.peer;
-                warn!("#{token} {peer}: request not received within --header-timeout, closing");
+                self.warn_limited(
+                    "slow request",
+                    format_args!(
+                        "#{token} {peer}: request not received within --header-timeout, closing"
+                    ),
+                );
                 let response = Response::error(
                     Endpoint::Other,
                     408,
@@ -799,15 +817,44 @@ impl Server {
         }
     }
 
+    /// Logs a warning about a limit refusing clients, at most once per
+    /// [`WARN_EVERY`] for each kind, saying how many were held back: a flood
+    /// of bad clients must not become a flood of log lines.
     fn warn_limited(&mut self, what: &'static str, message: std::fmt::Arguments<'_>) {
         let now = self.now();
-        match self.warned.iter_mut().find(|(w, _)| *w == what) {
-            Some((_, last)) if now < *last + WARN_EVERY => return,
-            Some((_, last)) => *last = now,
-            None => self.warned.push((what, now)),
+        let entry = match self.warned.iter_mut().position(|w| w.what == what) {
+            Some(i) => &mut self.warned[i],
+            None => {
+                self.warned.push(Warned {
+                    what,
+                    last: None,
+                    held_back: 0,
+                });
+                let last = self.warned.len() - 1;
+                &mut self.warned[last]
+            }
+        };
+        if entry.last.is_some_and(|last| now < last + WARN_EVERY) {
+            entry.held_back += 1;
+            return;
         }
-        warn!("{message}");
+        match std::mem::take(&mut entry.held_back) {
+            0 => warn!("{message}"),
+            n => warn!(
+                "{message} ({n} more like it in the last {} s)",
+                WARN_EVERY / 1000
+            ),
+        }
+        entry.last = Some(now);
     }
+}
+
+/// One kind of rate-limited warning: when it was last logged and how many
+/// were held back since.
+struct Warned {
+    what: &'static str,
+    last: Option<Millis>,
+    held_back: u64,
 }
 
 /// `EMFILE` (this process) or `ENFILE` (the whole system) and their kin:

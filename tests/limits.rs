@@ -394,6 +394,30 @@ fn connections_past_max_connections_are_refused_without_harm() {
     }
 }
 
+/// A limit that starts refusing clients says so once, not once per client:
+/// twenty refused connections make one warning line.
+#[test]
+fn refusing_connections_is_warned_once_not_per_client() {
+    let server = Server::start(&["--max-connections", "1"]);
+    let mut only = Raw::connect(&server);
+    healthz_on(&mut only);
+    for _ in 0..20 {
+        let mut extra = Raw::connect(&server);
+        assert!(closed_unanswered(&mut extra, secs(5.0)));
+    }
+    healthz_on(&mut only);
+    let warned = server
+        .wait_for_log("refusing connections", secs(5.0))
+        .is_some();
+    assert!(warned, "no warning that connections are refused");
+    let lines = server
+        .logs()
+        .lines()
+        .filter(|l| l.contains("refusing connections"))
+        .count();
+    assert_eq!(lines, 1, "{}", server.logs());
+}
+
 // ----- a low file-descriptor limit -----------------------------------------
 
 /// The file-descriptor limit (soft and hard) the server is started with.
@@ -717,17 +741,6 @@ fn a_parked_consumer_is_not_idle_closed() {
 // ---------------------------------------------------------------------------
 // Bounded output.
 // ---------------------------------------------------------------------------
-
-/// Resident memory of a process.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kib * 1024
-}
 
 /// The growth a flood may cause in the server's memory.
 const FLOOD_RSS_BOUND: u64 = 64 << 20;

@@ -403,17 +403,6 @@ impl Client {
     }
 }
 
-/// The server's resident memory in bytes.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kib * 1024
-}
-
 /// The value of an unlabelled sample in a scrape.
 fn sample(text: &str, name: &str) -> f64 {
     text.lines()

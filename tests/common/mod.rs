@@ -795,3 +795,14 @@ pub fn park(server: &Server, key: &str, group: &str) -> Raw {
     c.send(&get_req(&bget_path(key, group, None)));
     c
 }
+
+/// Resident memory of a process, from `/proc/PID/status`.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
