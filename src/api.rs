@@ -196,7 +196,11 @@ impl Api {
                     endpoint,
                 }))
             }
-            Endpoint::Other => unreachable!("routed above"),
+            Endpoint::Other => Ok(Outcome::Reply(Response::error(
+                endpoint,
+                404,
+                "no such path",
+            ))),
         };
         result.unwrap_or_else(|message| Outcome::Reply(Response::error(endpoint, 400, message)))
     }

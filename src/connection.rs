@@ -278,6 +278,13 @@ pub enum Framed<'a> {
 /// read (and before `100 Continue` would be sent), from a chunked body as
 /// soon as the running total passes the limit.
 pub fn next_request(input: &[u8], max_body: usize) -> Result<Framed<'_>, HttpError> {
+    // The common case after every answer: nothing pipelined behind it.
+    if input.is_empty() {
+        return Ok(Framed::Partial {
+            head_done: false,
+            expect_continue: false,
+        });
+    }
     let head = match http::parse_head(input)? {
         Status::Partial => {
             return Ok(Framed::Partial {
