@@ -105,12 +105,14 @@ impl Response {
 pub enum Outcome {
     /// Answer now.
     Reply(Response),
-    /// Nothing is waiting: park until an event, or until `deadline`.
+    /// Nothing is waiting: park until an event, or for `wait` ms. The loop
+    /// turns that into a deadline with its own clock, rounded up, so that
+    /// `[]` never comes early.
     Park {
         /// The consumer's place in its group's queue.
         park: ParkKey,
-        /// When to answer `[]`.
-        deadline: Millis,
+        /// How long to wait before answering `[]`, in ms.
+        wait: Millis,
     },
 }
 
@@ -307,10 +309,7 @@ impl Api {
             return Ok(Outcome::Reply(Response::empty_batch()));
         }
         let park = self.store.park(&key, &group, consumer);
-        Ok(Outcome::Park {
-            park,
-            deadline: now.saturating_add(wait),
-        })
+        Ok(Outcome::Park { park, wait })
     }
 }
 

@@ -212,15 +212,13 @@ impl Server {
     /// Milliseconds since start, rounded down: a timer due at `t` fires only
     /// once `t` whole milliseconds have passed.
     fn now(&self) -> Millis {
-        self.start.elapsed().as_millis() as Millis
+        floor_millis(self.start.elapsed())
     }
 
     /// The deadline `ms` from now, rounded up: never earlier than asked.
+    /// (Rounding down here would let a timer fire up to 1 ms early.)
     fn deadline_in(&self, ms: Millis) -> Millis {
-        let elapsed = self.start.elapsed();
-        let ceil = elapsed.as_millis() as Millis
-            + u64::from(!elapsed.subsec_nanos().is_multiple_of(1_000_000));
-        ceil.saturating_add(ms)
+        ceil_millis(self.start.elapsed()).saturating_add(ms)
     }
 
     fn gauges(&self) -> Gauges {
@@ -464,7 +462,8 @@ impl Server {
             self.schedule_sweep();
             match outcome {
                 Outcome::Reply(response) => self.respond(token, &response, reply),
-                Outcome::Park { park, deadline } => {
+                Outcome::Park { park, wait } => {
+                    let deadline = self.deadline_in(wait);
                     debug!("#{token} parked until {deadline} ms");
                     self.cancel_timer(token);
                     let conn = &mut self.conns[token];
@@ -849,6 +848,18 @@ impl Server {
     }
 }
 
+/// Whole milliseconds in `d`, rounded down: the wheel's notion of "now".
+fn floor_millis(d: Duration) -> Millis {
+    d.as_millis() as Millis
+}
+
+/// Whole milliseconds in `d`, rounded up: where a deadline starts counting.
+/// With `now` rounded down and deadlines from a rounded-up start, a timer
+/// fires only once its full duration has really passed.
+fn ceil_millis(d: Duration) -> Millis {
+    floor_millis(d) + Millis::from(!d.subsec_nanos().is_multiple_of(1_000_000))
+}
+
 /// One kind of rate-limited warning: when it was last logged and how many
 /// were held back since.
 struct Warned {
@@ -864,4 +875,25 @@ fn is_out_of_descriptors(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_and_now_rounds_down() {
+        let at = |ms: u64, ns: u32| Duration::from_millis(ms) + Duration::from_nanos(u64::from(ns));
+        assert_eq!((floor_millis(at(5, 0)), ceil_millis(at(5, 0))), (5, 5));
+        assert_eq!((floor_millis(at(5, 1)), ceil_millis(at(5, 1))), (5, 6));
+        assert_eq!(
+            (floor_millis(at(5, 999_999)), ceil_millis(at(5, 999_999))),
+            (5, 6)
+        );
+        // A 750 ms wait begun at 5.0001 ms is due at 756: the wheel fires it
+        // once floor(now) >= 756, i.e. after at least 750.9999 ms.
+        let start = at(5, 100_000);
+        let deadline = ceil_millis(start) + 750;
+        assert!(Duration::from_millis(deadline) >= start + Duration::from_millis(750));
+    }
 }
