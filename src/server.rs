@@ -34,7 +34,7 @@ use crate::connection::{
 };
 use crate::http::{self, HttpError};
 use crate::metrics::{Endpoint, Gauges};
-use crate::store::{ConsumerId, Store};
+use crate::store::{ConsumerId, ParkKey, Store};
 use crate::wheel::{TimerKey, TimerWheel};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -462,19 +462,23 @@ impl Server {
             self.schedule_sweep();
             match outcome {
                 Outcome::Reply(response) => self.respond(token, &response, reply),
-                Outcome::Park { park, wait } => {
-                    let deadline = self.deadline_in(wait);
-                    debug!("#{token} parked until {deadline} ms");
-                    self.cancel_timer(token);
-                    let conn = &mut self.conns[token];
-                    conn.state = State::Parked { park, reply };
-                    conn.release_input();
-                    let key = self.wheel.insert(deadline, Timer::Connection(token));
-                    self.conns[token].timer = Some((TimerKind::Poll, key));
-                }
+                Outcome::Park { park, wait } => self.park(token, park, reply, wait),
             }
         }
         self.after_io(token);
+    }
+
+    /// Parks a blocking-get: the connection waits, holding no buffers, with
+    /// one timer at its deadline.
+    fn park(&mut self, token: usize, park: ParkKey, reply: ReplyStyle, wait: Millis) {
+        let deadline = self.deadline_in(wait);
+        debug!("#{token} parked until {deadline} ms");
+        self.cancel_timer(token);
+        let conn = &mut self.conns[token];
+        conn.state = State::Parked { park, reply };
+        conn.release_input();
+        let key = self.wheel.insert(deadline, Timer::Connection(token));
+        self.conns[token].timer = Some((TimerKind::Poll, key));
     }
 
     /// A request that cannot be framed: answer it, then close, since the
