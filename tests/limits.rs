@@ -628,6 +628,74 @@ fn a_low_fd_limit_caps_connections_and_refusing_does_not_spin() {
     assert!(refused >= 200.0, "refused counter says {refused}");
 }
 
+/// `EMFILE` for real: the server starts with the machine's limit (so its
+/// default `--max-connections` is large), then the test lowers its limit
+/// under it with prlimit(2). Accepting now fails with "too many open files"
+/// while connections wait in the backlog and the listener stays readable.
+/// The server must pause accepting rather than spin on it, say so in its
+/// log, keep serving the connections it has, and accept again once
+/// descriptors are freed.
+#[test]
+fn running_out_of_descriptors_pauses_accept_without_spinning() {
+    let server = Server::start(&[]);
+    let pid = server.pid() as libc::pid_t;
+    let mut open: Vec<Raw> = (0..4)
+        .map(|_| {
+            let mut c = Raw::connect(&server);
+            healthz_on(&mut c);
+            c
+        })
+        .collect();
+    // Only the soft limit is lowered, so it can be raised back without
+    // privileges.
+    let set_soft = |soft: u64| -> libc::rlimit {
+        let mut old = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: prlimit reads `new` and writes `old`, both live locals.
+        unsafe {
+            let none = std::ptr::null();
+            assert_eq!(libc::prlimit(pid, libc::RLIMIT_NOFILE, none, &mut old), 0);
+            let new = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: old.rlim_max,
+            };
+            let rc = libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut());
+            assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+        }
+        old
+    };
+    let before = set_soft(24);
+
+    // More clients than descriptors left: the kernel completes their
+    // handshakes into the backlog, the server cannot take them.
+    let crowd: Vec<Raw> = (0..40).map(|_| Raw::connect(&server)).collect();
+    assert!(
+        server
+            .wait_for_log("out of file descriptors", secs(5.0))
+            .is_some(),
+        "no warning about running out of descriptors:\n{}",
+        server.logs()
+    );
+    let (cpu0, wall0) = (cpu_time(server.pid()), Instant::now());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (cpu, wall) = (cpu_time(server.pid()) - cpu0, wall0.elapsed());
+    assert!(
+        cpu < wall / 4,
+        "the server used {cpu:?} of CPU in {wall:?} while out of descriptors"
+    );
+    for c in &mut open {
+        healthz_on(c);
+    }
+
+    // Give descriptors back: the waiting clients are taken and served.
+    set_soft(before.rlim_cur);
+    for mut c in crowd {
+        healthz_on(&mut c);
+    }
+}
+
 /// `--max-connections` above what the fd limit allows is a bad setting: exit
 /// code 2 with a message naming it, rather than a server that would hit
 /// `EMFILE` later.
