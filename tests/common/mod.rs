@@ -121,15 +121,7 @@ impl Server {
     /// `env`, and waits for the startup line. The caller must make sure the
     /// address it listens on is free (port 0, or `EVENT_SYNCER_LISTEN`).
     pub fn launch(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = command(args, env)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn event-syncer");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log: SharedLog = Arc::default();
-        let sink = Arc::clone(&log);
-        thread::spawn(move || drain(stderr, &sink));
+        let (child, log, _drainer) = spawn_logged(args, env);
 
         let mut server = Server {
             child,
@@ -247,9 +239,9 @@ pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd
 }
 
-/// Runs the binary to completion (for settings it must refuse) and returns
-/// its exit status and stderr. Panics if it is still running at `deadline`.
-pub fn run_to_exit(args: &[&str], env: &[(&str, &str)], deadline: Instant) -> (ExitStatus, String) {
+/// Spawns the binary with its stderr drained by a thread into a shared log,
+/// so the pipe never fills and tests can read what it logged.
+fn spawn_logged(args: &[&str], env: &[(&str, &str)]) -> (Child, SharedLog, thread::JoinHandle<()>) {
     let mut child = command(args, env)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -259,6 +251,13 @@ pub fn run_to_exit(args: &[&str], env: &[(&str, &str)], deadline: Instant) -> (E
     let log: SharedLog = Arc::default();
     let sink = Arc::clone(&log);
     let drainer = thread::spawn(move || drain(stderr, &sink));
+    (child, log, drainer)
+}
+
+/// Runs the binary to completion (for settings it must refuse) and returns
+/// its exit status and stderr. Panics if it is still running at `deadline`.
+pub fn run_to_exit(args: &[&str], env: &[(&str, &str)], deadline: Instant) -> (ExitStatus, String) {
+    let (mut child, log, drainer) = spawn_logged(args, env);
     let mut status = None;
     poll_until(deadline, || {
         status = child.try_wait().expect("try_wait");
