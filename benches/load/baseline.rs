@@ -1,6 +1,12 @@
 //! The baseline: the cheapest server that speaks the same wire format. It
 //! answers every request at once with a fixed `200` (`{"message":"Data pushed
-//! successfully"}` for a POST, `[]` for anything else) and parks nothing.
+//! successfully"}` for a POST, `[]` for anything else), except a
+//! `GET /blocking-get`, which it parks with no bookkeeping at all: a push is
+//! answered, then every parked connection gets `[body]` (one response built
+//! once, one `write` each). That is the floor of a fan-out: what
+//! writing one answer to each of N sockets costs, with no store, no groups
+//! and no timers. It knows no keys or groups, so it serves only the
+//! scenarios where every parked consumer should get the push.
 //!
 //! It runs as a child process of the benchmark (`load --baseline-server`), so
 //! that its RSS and CPU are read from `/proc` exactly as the server's are, and
@@ -31,6 +37,18 @@ struct Conn {
     stream: TcpStream,
     input: Vec<u8>,
     output: Vec<u8>,
+    parked: bool,
+}
+
+/// What a request asks of the baseline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `POST`: answer, and broadcast the body to the parked.
+    Push,
+    /// `GET /blocking-get`: answer nothing until a push.
+    Park,
+    /// Anything else: answer `[]`.
+    Other,
 }
 
 /// The two fixed answers, for `--self-test` to check their framing.
@@ -50,6 +68,9 @@ pub fn serve() -> io::Result<()> {
     let mut conns: Slab<Conn> = Slab::new();
     let mut scratch = vec![0u8; 64 * 1024];
     let mut reply = Vec::with_capacity(64 * 1024);
+    let mut parked: Vec<usize> = Vec::new();
+    let mut pushed: Vec<Vec<u8>> = Vec::new();
+    let mut answer = Vec::new();
     loop {
         match poll.poll(&mut events, None) {
             Ok(()) => {}
@@ -66,10 +87,20 @@ pub fn serve() -> io::Result<()> {
             let Some(conn) = conns.get_mut(id) else {
                 continue;
             };
-            let keep = serve_conn(conn, &mut scratch, &mut reply);
+            // Bodies are kept only when someone waits for them, so the
+            // push-rate scenario costs the baseline nothing extra.
+            let broadcasting = !parked.is_empty();
+            let keep = serve_conn(conn, &mut scratch, &mut reply, &mut pushed, broadcasting);
+            if conn.parked && !parked.contains(&id) {
+                parked.push(id);
+            }
             if !keep {
                 let mut conn = conns.remove(id);
                 let _ = poll.registry().deregister(&mut conn.stream);
+                parked.retain(|&p| p != id);
+            }
+            for body in pushed.drain(..) {
+                broadcast(&mut conns, &mut parked, &body, &mut answer);
             }
         }
     }
@@ -91,6 +122,7 @@ fn accept(listener: &TcpListener, poll: &Poll, conns: &mut Slab<Conn>) {
                         stream,
                         input: Vec::new(),
                         output: Vec::new(),
+                        parked: false,
                     });
                 }
             }
@@ -106,8 +138,44 @@ fn accept(listener: &TcpListener, poll: &Poll, conns: &mut Slab<Conn>) {
     }
 }
 
-/// Reads, answers and writes; false when the connection is finished.
-fn serve_conn(conn: &mut Conn, scratch: &mut [u8], reply: &mut Vec<u8>) -> bool {
+/// Answers every parked connection with `[body]`, built once.
+fn broadcast(conns: &mut Slab<Conn>, parked: &mut Vec<usize>, body: &[u8], answer: &mut Vec<u8>) {
+    if parked.is_empty() {
+        return;
+    }
+    answer.clear();
+    answer.extend_from_slice(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ",
+    );
+    answer.extend_from_slice((body.len() + 2).to_string().as_bytes());
+    answer.extend_from_slice(b"\r\n\r\n[");
+    answer.extend_from_slice(body);
+    answer.push(b']');
+    for id in parked.drain(..) {
+        let Some(conn) = conns.get_mut(id) else {
+            continue;
+        };
+        conn.parked = false;
+        if conn.output.is_empty() {
+            match write_some(&mut conn.stream, answer) {
+                Ok(n) => conn.output.extend_from_slice(&answer[n..]),
+                Err(_) => continue,
+            }
+        } else {
+            conn.output.extend_from_slice(answer);
+        }
+    }
+}
+
+/// Reads, answers and writes; false when the connection is finished. The
+/// bodies of pushes go to `pushed` when `broadcasting`.
+fn serve_conn(
+    conn: &mut Conn,
+    scratch: &mut [u8],
+    reply: &mut Vec<u8>,
+    pushed: &mut Vec<Vec<u8>>,
+    broadcasting: bool,
+) -> bool {
     if !conn.output.is_empty() && !write_out(conn) {
         return false;
     }
@@ -132,8 +200,17 @@ fn serve_conn(conn: &mut Conn, scratch: &mut [u8], reply: &mut Vec<u8>) -> bool 
         let mut used = 0;
         loop {
             match request_len(&data[used..]) {
-                Some(Ok((len, is_post))) => {
-                    reply.extend_from_slice(if is_post { PUSHED } else { EMPTY });
+                Some(Ok((len, body, kind))) => {
+                    match kind {
+                        Kind::Push => {
+                            reply.extend_from_slice(PUSHED);
+                            if broadcasting {
+                                pushed.push(data[used + len - body..used + len].to_vec());
+                            }
+                        }
+                        Kind::Park => conn.parked = true,
+                        Kind::Other => reply.extend_from_slice(EMPTY),
+                    }
                     used += len;
                 }
                 Some(Err(())) => return false,
@@ -152,9 +229,9 @@ fn serve_conn(conn: &mut Conn, scratch: &mut [u8], reply: &mut Vec<u8>) -> bool 
     }
 }
 
-/// The length of the first whole request in `data` and whether it is a POST;
-/// `None` if incomplete, `Some(Err)` if malformed.
-fn request_len(data: &[u8]) -> Option<Result<(usize, bool), ()>> {
+/// The length of the first whole request in `data`, its body's length and
+/// what it asks; `None` if incomplete, `Some(Err)` if malformed.
+fn request_len(data: &[u8]) -> Option<Result<(usize, usize, Kind), ()>> {
     if data.is_empty() {
         return None;
     }
@@ -177,8 +254,12 @@ fn request_len(data: &[u8]) -> Option<Result<(usize, bool), ()>> {
             }
         }
     }
-    let is_post = request.method == Some("POST");
-    (data.len() >= head + body).then_some(Ok((head + body, is_post)))
+    let kind = match (request.method, request.path) {
+        (Some("POST"), _) => Kind::Push,
+        (Some("GET"), Some(path)) if path.starts_with("/blocking-get") => Kind::Park,
+        _ => Kind::Other,
+    };
+    (data.len() >= head + body).then_some(Ok((head + body, body, kind)))
 }
 
 fn write_out(conn: &mut Conn) -> bool {

@@ -3,7 +3,8 @@
 //! `cargo bench --bench load` starts the release server as a child process on
 //! a free port, drives it over loopback with the load generator in this
 //! directory, and then does the same against a built-in server that answers
-//! every request with a fixed `200` and parks nothing. It prints one table
+//! every request with a fixed `200`, except blocking-gets, which it parks
+//! until any push answers them all (see `baseline.rs`). It prints one table
 //! (scenario | figure | event-syncer | baseline | ratio) and writes the same
 //! figures to `target/bench-load/results.json` and latency CDFs to
 //! `target/bench-load/latency.svg`. It exits non-zero if any server answered
