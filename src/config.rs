@@ -116,21 +116,6 @@ impl Config {
         })
     }
 
-    /// Settings for tests and benchmarks: the SPEC's defaults on a free port.
-    pub fn for_tests() -> Config {
-        Config {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            poll_timeout: 30_000,
-            event_ttl: 120_000,
-            max_body: 1 << 20,
-            max_memory: 1 << 30,
-            max_connections: 1024,
-            header_timeout: 10_000,
-            idle_timeout: 60_000,
-            log_level: log::LevelFilter::Info,
-        }
-    }
-
     /// Every effective setting as `name=value` pairs, numbers written plainly
     /// (bytes as bytes, seconds as seconds), for the startup line.
     pub fn describe(&self) -> String {
@@ -259,6 +244,27 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         let err = Cli::try_parse_from(["event-syncer", "--max-body", "0"]).unwrap_err();
         assert!(err.to_string().contains("--max-body"), "{err}");
+    }
+
+    #[test]
+    fn defaults_are_the_spec_table() {
+        let config =
+            Config::resolve(Cli::try_parse_from(["event-syncer"]).unwrap(), 20_000).unwrap();
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 3031)));
+        assert_eq!(
+            (
+                config.poll_timeout,
+                config.event_ttl,
+                config.header_timeout,
+                config.idle_timeout
+            ),
+            (30_000, 120_000, 10_000, 60_000)
+        );
+        assert_eq!(
+            (config.max_body, config.max_memory),
+            (1_048_576, 1_073_741_824)
+        );
+        assert_eq!(config.log_level, log::LevelFilter::Info);
     }
 
     #[test]
