@@ -58,6 +58,18 @@ pub struct ReplyStyle {
     pub keep_alive: bool,
     /// HTTP/1.`minor_version` of the request.
     pub minor_version: u8,
+    /// The request was `HEAD`: the answer has a head and no body (RFC 9110
+    /// section 9.3.2), or the client would read the body as the next answer.
+    pub head_only: bool,
+}
+
+impl ReplyStyle {
+    /// The style for a refusal that closes the connection.
+    pub const CLOSING: ReplyStyle = ReplyStyle {
+        keep_alive: false,
+        minor_version: 1,
+        head_only: false,
+    };
 }
 
 /// Why a connection's timer was set: each state waits for one thing.

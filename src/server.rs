@@ -440,6 +440,7 @@ impl Server {
             let reply = ReplyStyle {
                 keep_alive: head.keep_alive && !self.draining,
                 minor_version: head.minor_version,
+                head_only: head.method == http::Method::Head,
             };
             let request = Request {
                 method: head.method,
@@ -490,11 +491,7 @@ impl Server {
             format_args!("#{token} {peer}: {} {}, closing", e.status, e.message),
         );
         let response = Response::error(Endpoint::Other, e.status, e.message);
-        let reply = ReplyStyle {
-            keep_alive: false,
-            minor_version: 1,
-        };
-        self.respond(token, &response, reply);
+        self.respond(token, &response, ReplyStyle::CLOSING);
     }
 
     // ----- writing ---------------------------------------------------------
@@ -517,15 +514,28 @@ impl Server {
             );
         }
         let conn = &mut self.conns[token];
-        http::write_response(
-            conn.queue(),
-            response.status,
-            response.content_type,
-            response.extra,
-            response.body.bytes(),
-            reply.keep_alive,
-            reply.minor_version,
-        );
+        let body = response.body.bytes();
+        if reply.head_only {
+            http::write_response_head(
+                conn.queue(),
+                response.status,
+                response.content_type,
+                response.extra,
+                body.len(),
+                reply.keep_alive,
+                reply.minor_version,
+            );
+        } else {
+            http::write_response(
+                conn.queue(),
+                response.status,
+                response.content_type,
+                response.extra,
+                body,
+                reply.keep_alive,
+                reply.minor_version,
+            );
+        }
         conn.served += 1;
         conn.state = if reply.keep_alive {
             State::Reading
@@ -745,11 +755,7 @@ impl Server {
                     408,
                     "request not received within --header-timeout",
                 );
-                let reply = ReplyStyle {
-                    keep_alive: false,
-                    minor_version: 1,
-                };
-                self.respond(token, &response, reply);
+                self.respond(token, &response, ReplyStyle::CLOSING);
                 self.after_io(token);
             }
             TimerKind::Idle => self.close(token, "idle"),

@@ -553,3 +553,22 @@ fn a_slow_writer_blocks_nobody() {
     assert_eq!(writer.join().expect("writer"), 200);
     assert_eq!(take(&server, "big", "g"), format!("[{body}]"));
 }
+
+/// A `HEAD` request is answered with a head and no body (RFC 9110 section
+/// 9.3.2): a body would be read by the client as the start of the next
+/// answer. SPEC.md's endpoints are GET and POST, so it is a `405`.
+#[test]
+fn head_requests_get_a_head_without_a_body() {
+    let server = Server::start(&[]);
+    let mut c = Raw::connect(&server);
+    c.send(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let bytes = c.read_until_close(secs(5.0));
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 405 "), "{text:?}");
+    assert!(text.contains("\r\nAllow: GET\r\n"), "{text:?}");
+    assert!(text.contains("\r\nContent-Length: "), "{text:?}");
+    assert!(
+        text.ends_with("\r\n\r\n"),
+        "a body followed the head: {text:?}"
+    );
+}
