@@ -8,13 +8,14 @@
 //! for a push, a list of [`Wake`]s for parked consumers on other
 //! connections, which the event loop writes before it answers the pusher.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::rc::Rc;
 
 use serde::de::IgnoredAny;
 
 use crate::config::{Millis, parse_seconds};
-use crate::http::{Method, query_param};
+use crate::http::{Method, push_decimal, query_param};
 use crate::metrics::{Endpoint, Gauges, Metrics};
 use crate::store::{ConsumerId, Delivery, ParkKey, PushError, Store};
 
@@ -74,6 +75,8 @@ pub struct Response {
 
 const JSON: &str = "application/json";
 const EMPTY_BATCH: &[u8] = b"[]";
+/// The reference server's answer to a push, to which the event's id is added.
+const PUSHED: &[u8] = br#"{"message":"Data pushed successfully","id":"#;
 
 impl Response {
     fn json(endpoint: Endpoint, status: u16, body: Body) -> Response {
@@ -273,12 +276,11 @@ impl Api {
             self.metrics.batches_delivered += 1;
             wakes.push(Wake { consumer, body });
         }
-        let body = format!(r#"{{"message":"Data pushed successfully","id":{seq}}}"#);
-        Ok(Response::json(
-            Endpoint::Push,
-            200,
-            Body::Owned(body.into_bytes()),
-        ))
+        let mut body = Vec::with_capacity(PUSHED.len() + 21);
+        body.extend_from_slice(PUSHED);
+        push_decimal(&mut body, seq);
+        body.push(b'}');
+        Ok(Response::json(Endpoint::Push, 200, Body::Owned(body)))
     }
 
     fn blocking_get(
@@ -314,7 +316,7 @@ impl Api {
 }
 
 /// A required, non-empty, at most [`MAX_NAME`]-byte query parameter.
-fn name_param(query: &str, name: &'static str) -> Result<String, &'static str> {
+fn name_param<'a>(query: &'a str, name: &'static str) -> Result<Cow<'a, str>, &'static str> {
     let value = query_param(query, name).map_err(|e| e.message)?;
     match value {
         None => Err(match name {

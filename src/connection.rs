@@ -277,7 +277,7 @@ pub enum Framed<'a> {
     /// A whole request.
     Request {
         /// Its head.
-        head: Head,
+        head: Head<'a>,
         /// Its body, decoded if it was chunked.
         body: Cow<'a, [u8]>,
         /// Bytes of input it took, head and body.

@@ -35,6 +35,7 @@
 //! is a `413` as soon as a chunk-size line pushes the total over the limit,
 //! before any of that chunk's data arrives.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Longest request head we accept (request line + headers + blank line): 8 KiB.
@@ -52,8 +53,8 @@ const MAX_HEADERS: usize = 64;
 /// buffer before refusing.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
 
-/// Digits in `usize::MAX`: the longest decimal we ever write.
-const MAX_DIGITS: usize = usize::MAX.ilog10() as usize + 1;
+/// Digits in `u64::MAX`: the longest decimal we ever write.
+const MAX_DIGITS: usize = u64::MAX.ilog10() as usize + 1;
 
 const MALFORMED: HttpError = HttpError::new(400, "malformed request");
 const HEAD_TOO_LARGE: HttpError = HttpError::new(431, "request head too large");
@@ -109,18 +110,18 @@ pub enum Framing {
     Chunked,
 }
 
-/// A parsed request head: the little the server needs, owned, so the read
-/// buffer can be reused at once.
+/// A parsed request head: the little the server needs. The path and query
+/// borrow from the input buffer, so parsing a request allocates nothing.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Head {
+pub struct Head<'a> {
     /// The request method.
     pub method: Method,
     /// The target before `?`, not decoded, e.g. `"/push"`. An absolute-form
     /// target (`http://host/push`) is reduced to its path (`"/push"`, or `"/"`
     /// when it has none), as RFC 9112 section 3.2.2 asks of servers.
-    pub path: String,
+    pub path: &'a str,
     /// Raw text after the first `?`, `""` if none, not decoded.
-    pub query: String,
+    pub query: &'a str,
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     pub minor_version: u8,
     /// Whether the connection stays open after the response. HTTP/1.1: true
@@ -176,7 +177,7 @@ impl std::error::Error for HttpError {}
 /// section 2.2) and counted in `len`. Only the first `MAX_HEAD` bytes are
 /// looked at, so a caller may pass its whole read buffer (pipelined requests,
 /// a body) at no extra cost.
-pub fn parse_head(buf: &[u8]) -> Result<Status<Head>, HttpError> {
+pub fn parse_head(buf: &[u8]) -> Result<Status<Head<'_>>, HttpError> {
     let window = &buf[..buf.len().min(MAX_HEAD)];
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
@@ -210,8 +211,8 @@ pub fn parse_head(buf: &[u8]) -> Result<Status<Head>, HttpError> {
             "HEAD" => Method::Head,
             _ => Method::Other,
         },
-        path: origin_path(path).to_owned(),
-        query: query.to_owned(),
+        path: origin_path(path),
+        query,
         minor_version,
         keep_alive: if minor_version == 0 {
             fields.keep_alive && !fields.close
@@ -472,7 +473,7 @@ fn trailer_section(buf: &[u8]) -> Result<Status<usize>, HttpError> {
 /// A parameter without `=` (`?key`) has the empty value. Parameter names are
 /// decoded too before comparing (`k%65y` is `key`); a name that does not
 /// decode is some other parameter, not an error.
-pub fn query_param(query: &str, name: &str) -> Result<Option<String>, HttpError> {
+pub fn query_param<'a>(query: &'a str, name: &str) -> Result<Option<Cow<'a, str>>, HttpError> {
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let matches = if needs_decoding(key) {
@@ -493,9 +494,9 @@ fn needs_decoding(raw: &str) -> bool {
 
 /// `application/x-www-form-urlencoded` decoding: `%XX` is a byte, `+` a
 /// space; the result must be UTF-8.
-fn percent_decode(raw: &str) -> Result<String, HttpError> {
+fn percent_decode(raw: &str) -> Result<Cow<'_, str>, HttpError> {
     if !needs_decoding(raw) {
-        return Ok(raw.to_owned());
+        return Ok(Cow::Borrowed(raw));
     }
     let mut decoded = Vec::with_capacity(raw.len());
     let mut bytes = raw.bytes();
@@ -510,7 +511,9 @@ fn percent_decode(raw: &str) -> Result<String, HttpError> {
             b => b,
         });
     }
-    String::from_utf8(decoded).map_err(|_| NOT_UTF8)
+    String::from_utf8(decoded)
+        .map(Cow::Owned)
+        .map_err(|_| NOT_UTF8)
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -605,7 +608,7 @@ pub fn write_response_head(
         minor_version,
     ));
     out.extend_from_slice(b"HTTP/1.1 ");
-    push_decimal(out, usize::from(status));
+    push_decimal(out, u64::from(status));
     out.push(b' ');
     out.extend_from_slice(reason(status).as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -613,7 +616,7 @@ pub fn write_response_head(
         push_field(out, "Content-Type", content_type);
     }
     out.extend_from_slice(b"Content-Length: ");
-    push_decimal(out, body_len);
+    push_decimal(out, body_len as u64);
     out.extend_from_slice(b"\r\n");
     for &(name, value) in extra {
         debug_assert!(
@@ -676,9 +679,9 @@ fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// `n` in decimal, digits built backwards in a stack buffer (the `itoa`
-/// approach) so that the hot path never formats through `fmt`.
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+/// Appends `n` in decimal, digits built backwards in a stack buffer (the
+/// `itoa` approach) so that the hot path never formats through `fmt`.
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; MAX_DIGITS];
     let mut start = MAX_DIGITS;
     loop {
@@ -706,7 +709,8 @@ mod tests {
         ($name:ident, $buf:expr => $($field:ident: $expected:expr),+) => {
             #[test]
             fn $name() {
-                let head = complete_head($buf);
+                let buf = $buf;
+                let head = complete_head(buf);
                 $(assert_eq!(head.$field, $expected, stringify!($field));)+
             }
         };
@@ -800,8 +804,8 @@ mod tests {
     fn get_root() {
         let head = Head {
             method: Method::Get,
-            path: "/".into(),
-            query: "".into(),
+            path: "/",
+            query: "",
             minor_version: 1,
             keep_alive: true,
             expect_continue: false,
@@ -1183,7 +1187,7 @@ mod tests {
     fn decimals() {
         for n in [0, 1, 9, 10, 99, 100, 12345, usize::MAX] {
             let mut out = Vec::new();
-            push_decimal(&mut out, n);
+            push_decimal(&mut out, n as u64);
             assert_eq!(String::from_utf8_lossy(&out), n.to_string());
             assert_eq!(decimal_len(n), out.len());
         }
@@ -1268,21 +1272,18 @@ mod tests {
     fn typical_requests() {
         let push = complete_head(PUSH);
         assert_eq!(
-            (push.method, push.path.as_str(), push.framing),
+            (push.method, push.path, push.framing),
             (Method::Post, "/push", Framing::Length(13))
         );
         assert_eq!(&PUSH[push.len..], b"{\"a\":\"hello\"}");
         let get = complete_head(BLOCKING_GET);
-        assert_eq!(
-            (get.method, get.path.as_str()),
-            (Method::Get, "/blocking-get")
-        );
-        assert_eq!(query_param(&get.query, "groupId"), Ok(Some("g".into())));
-        assert_eq!(query_param(&get.query, "timeout"), Ok(Some("0.25".into())));
+        assert_eq!((get.method, get.path), (Method::Get, "/blocking-get"));
+        assert_eq!(query_param(get.query, "groupId"), Ok(Some("g".into())));
+        assert_eq!(query_param(get.query, "timeout"), Ok(Some("0.25".into())));
         assert_eq!(get.len, BLOCKING_GET.len());
     }
 
-    fn complete_head(buf: &[u8]) -> Head {
+    fn complete_head(buf: &[u8]) -> Head<'_> {
         match parse_head(buf) {
             Ok(Status::Complete(head)) => head,
             other => panic!(

@@ -444,8 +444,8 @@ impl Server {
             };
             let request = Request {
                 method: head.method,
-                path: &head.path,
-                query: &head.query,
+                path: head.path,
+                query: head.query,
                 body: &body,
             };
             let (now, gauges) = (self.now(), self.gauges());
