@@ -163,17 +163,24 @@ impl Api {
         req: &Request<'_>,
         consumer: ConsumerId,
         now: Millis,
-        gauges: Gauges,
+        connections_open: usize,
         wakes: &mut Vec<Wake>,
     ) -> Outcome {
-        let (endpoint, allow) = match req.path {
-            "/push" => (Endpoint::Push, Method::Post),
-            "/blocking-get" => (Endpoint::BlockingGet, Method::Get),
-            "/healthz" => (Endpoint::Healthz, Method::Get),
-            "/metrics" => (Endpoint::Metrics, Method::Get),
-            _ => return Outcome::Reply(Response::error(Endpoint::Other, 404, "no such path")),
+        let endpoint = match req.path {
+            "/push" => Endpoint::Push,
+            "/blocking-get" => Endpoint::BlockingGet,
+            "/healthz" => Endpoint::Healthz,
+            "/metrics" => Endpoint::Metrics,
+            _ => Endpoint::Other,
         };
-        if req.method != allow {
+        let allow = match endpoint {
+            Endpoint::Push => Some(Method::Post),
+            Endpoint::Other => None,
+            _ => Some(Method::Get),
+        };
+        if let Some(allow) = allow
+            && req.method != allow
+        {
             let mut r = Response::error(endpoint, 405, "method not allowed");
             r.extra = match allow {
                 Method::Post => &[("Allow", "POST")],
@@ -192,7 +199,8 @@ impl Api {
                 endpoint,
             })),
             Endpoint::Metrics => {
-                let text = self.metrics.render(&gauges);
+                // Gauges are read only when scraped, from the live state.
+                let text = self.metrics.render(&self.gauges(connections_open));
                 Ok(Outcome::Reply(Response {
                     status: 200,
                     content_type: "text/plain; version=0.0.4",
@@ -208,6 +216,18 @@ impl Api {
             ))),
         };
         result.unwrap_or_else(|message| Outcome::Reply(Response::error(endpoint, 400, message)))
+    }
+
+    fn gauges(&self, connections_open: usize) -> Gauges {
+        let store = &self.store;
+        Gauges {
+            connections_open,
+            consumers_parked: store.parked(),
+            events_live: store.live_events(),
+            event_bytes_live: store.live_bytes(),
+            keys: store.keys(),
+            groups: store.groups(),
+        }
     }
 
     /// A parked consumer's deadline passed: it consumes nothing and gets `[]`.

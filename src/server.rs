@@ -33,7 +33,7 @@ use crate::connection::{
     Connection, Fill, Framed, OUTPUT_LIMIT, ReplyStyle, State, TimerKind, next_request,
 };
 use crate::http::{self, HttpError};
-use crate::metrics::{Endpoint, Gauges};
+use crate::metrics::Endpoint;
 use crate::store::{ConsumerId, ParkKey, Store};
 use crate::wheel::{TimerKey, TimerWheel};
 
@@ -219,18 +219,6 @@ impl Server {
     /// (Rounding down here would let a timer fire up to 1 ms early.)
     fn deadline_in(&self, ms: Millis) -> Millis {
         ceil_millis(self.start.elapsed()).saturating_add(ms)
-    }
-
-    fn gauges(&self) -> Gauges {
-        let store = &self.api.store;
-        Gauges {
-            connections_open: self.conns.len(),
-            consumers_parked: store.parked(),
-            events_live: store.live_events(),
-            event_bytes_live: store.live_bytes(),
-            keys: store.keys(),
-            groups: store.groups(),
-        }
     }
 
     // ----- accepting -------------------------------------------------------
@@ -448,10 +436,10 @@ impl Server {
                 query: head.query,
                 body: &body,
             };
-            let (now, gauges) = (self.now(), self.gauges());
-            let outcome =
-                self.api
-                    .handle(&request, ConsumerId(token), now, gauges, &mut self.wakes);
+            let (now, open) = (self.now(), self.conns.len());
+            let outcome = self
+                .api
+                .handle(&request, ConsumerId(token), now, open, &mut self.wakes);
             drop(body);
             let mut input = input;
             input.drain(..consumed);

@@ -284,6 +284,10 @@ fn pushes_past_max_memory_get_503_and_room_returns_after_the_ttl() {
         "Retry-After is not delay-seconds: {retry:?}"
     );
     assert!(!stored.is_empty(), "the very first push was refused");
+    assert!(
+        server.wait_for_log("refusing pushes", secs(5.0)).is_some(),
+        "no warning that the store is full"
+    );
 
     // Still full: reading does not free anything (other groups may read the
     // events), and a refused push stored nothing.
