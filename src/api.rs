@@ -1,23 +1,23 @@
 //! The API: what each endpoint means, from a parsed request to a response.
 //!
-//! This is the only module that knows JSON. It validates pushed bodies,
-//! renders batches as `[e1,e2,...]` from the stored bytes (never
-//! re-serialising an event), and turns store outcomes into responses. It
-//! knows nothing of sockets: a request comes in as method, path, query and
-//! body; what goes out is an [`Outcome`] for the requesting connection plus,
-//! for a push, a list of [`Wake`]s for parked consumers on other
-//! connections, which the event loop writes before it answers the pusher.
+//! This module and `render.rs` are the only ones that know JSON. The API
+//! validates pushed bodies, answers batches with bodies that read the
+//! stored bytes at write time (never re-serialising or copying an event),
+//! and turns store outcomes into responses. It knows nothing of sockets: a
+//! request comes in as method, path, query and body; what goes out is an
+//! [`Outcome`] for the requesting connection plus, for a push, a list of
+//! [`Wake`]s for parked consumers on other connections, which the event loop
+//! writes before it answers the pusher.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::rc::Rc;
 
 use serde::de::IgnoredAny;
 
 use crate::config::{Millis, parse_seconds};
 use crate::http::{Method, push_decimal, query_param};
 use crate::metrics::{Endpoint, Gauges, Metrics};
-use crate::store::{ConsumerId, Delivery, ParkKey, PushError, Store};
+use crate::render::{BatchBody, Format};
+use crate::store::{Batch, ConsumerId, Delivery, ParkKey, PushError, Store};
 
 /// Longest key or groupId, in bytes after percent-decoding.
 pub const MAX_NAME: usize = 1024;
@@ -35,25 +35,25 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
-/// A response body: static text, bytes made for this response, or bytes
-/// shared by every consumer that receives the same batch.
+/// A response body: static text, bytes made for this response, or a batch
+/// read from the store when the socket has room.
 #[derive(Debug, Clone)]
 pub enum Body {
     /// Text fixed at compile time.
     Static(&'static [u8]),
     /// Bytes made for this response.
     Owned(Vec<u8>),
-    /// Bytes shared between responses.
-    Shared(Rc<[u8]>),
+    /// A batch of stored events.
+    Batch(BatchBody),
 }
 
 impl Body {
-    /// The bytes.
-    pub fn bytes(&self) -> &[u8] {
+    /// Its length, for `Content-Length`.
+    pub fn len(&self) -> usize {
         match self {
-            Body::Static(b) => b,
-            Body::Owned(b) => b,
-            Body::Shared(b) => b,
+            Body::Static(b) => b.len(),
+            Body::Owned(b) => b.len(),
+            Body::Batch(b) => b.len(),
         }
     }
 }
@@ -65,7 +65,8 @@ pub struct Response {
     pub status: u16,
     /// Content-Type.
     pub content_type: &'static str,
-    /// Extra headers (`Allow`, `Retry-After`).
+    /// Extra header fields (`Allow`, `Retry-After`); `Date` and
+    /// `Cache-Control` are added to every response by the loop.
     pub extra: &'static [(&'static str, &'static str)],
     /// Body.
     pub body: Body,
@@ -79,7 +80,8 @@ const EMPTY_BATCH: &[u8] = b"[]";
 const PUSHED: &[u8] = br#"{"message":"Data pushed successfully","id":"#;
 
 impl Response {
-    fn json(endpoint: Endpoint, status: u16, body: Body) -> Response {
+    /// A JSON response.
+    pub fn json(endpoint: Endpoint, status: u16, body: Body) -> Response {
         Response {
             status,
             content_type: JSON,
@@ -124,9 +126,20 @@ pub enum Outcome {
 pub struct Wake {
     /// Who: the connection's token, as given to [`Api::handle`].
     pub consumer: ConsumerId,
-    /// The batch, rendered once and shared by every group that got the
-    /// same events.
-    pub body: Rc<[u8]>,
+    /// Its batch.
+    pub body: BatchBody,
+}
+
+/// What the loop tells the API about the moment of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// Milliseconds since the server started.
+    pub now: Millis,
+    /// Connections open, for `/metrics`.
+    pub connections_open: usize,
+    /// Bytes of the memory limit held outside the store (unwritten
+    /// answers, arriving bodies): a push must fit beside them.
+    pub held_elsewhere: usize,
 }
 
 /// The endpoints, over one store.
@@ -138,10 +151,6 @@ pub struct Api {
     pub metrics: Metrics,
     poll_timeout: Millis,
     deliveries: Vec<Delivery>,
-    /// Per push: rendered batch by sequence range. Groups at the same
-    /// cursor get the same events, so a 10,000-group fan-out usually
-    /// renders one body, not 10,000.
-    rendered: HashMap<(u64, u64), Rc<[u8]>>,
 }
 
 impl Api {
@@ -152,18 +161,16 @@ impl Api {
             metrics: Metrics::default(),
             poll_timeout,
             deliveries: Vec::new(),
-            rendered: HashMap::new(),
         }
     }
 
-    /// Handles one request from connection `consumer` at `now`. A push
-    /// appends to `wakes` the parked consumers it answers.
+    /// Handles one request from connection `consumer`. A push appends to
+    /// `wakes` the parked consumers it answers.
     pub fn handle(
         &mut self,
         req: &Request<'_>,
         consumer: ConsumerId,
-        now: Millis,
-        connections_open: usize,
+        cx: &Context,
         wakes: &mut Vec<Wake>,
     ) -> Outcome {
         let endpoint = match req.path {
@@ -171,26 +178,41 @@ impl Api {
             "/blocking-get" => Endpoint::BlockingGet,
             "/healthz" => Endpoint::Healthz,
             "/metrics" => Endpoint::Metrics,
+            "*" => Endpoint::Server,
             _ => Endpoint::Other,
         };
-        let allow = match endpoint {
-            Endpoint::Push => Some(Method::Post),
-            Endpoint::Other => None,
-            _ => Some(Method::Get),
+        let Some(allow) = allowed(endpoint) else {
+            return Outcome::Reply(Response::error(endpoint, 404, "no such path"));
         };
-        if let Some(allow) = allow
-            && req.method != allow
-        {
+        if req.method == Method::Options {
+            return Outcome::Reply(Response {
+                status: 204,
+                content_type: "",
+                extra: allow,
+                body: Body::Static(b""),
+                endpoint,
+            });
+        }
+        // HEAD is answered like GET where GET is safe; the loop sends the
+        // head only.
+        let method = match req.method {
+            Method::Head if matches!(endpoint, Endpoint::Healthz | Endpoint::Metrics) => {
+                Method::Get
+            }
+            m => m,
+        };
+        let wanted = match endpoint {
+            Endpoint::Push => Method::Post,
+            _ => Method::Get,
+        };
+        if method != wanted || endpoint == Endpoint::Server {
             let mut r = Response::error(endpoint, 405, "method not allowed");
-            r.extra = match allow {
-                Method::Post => &[("Allow", "POST")],
-                _ => &[("Allow", "GET")],
-            };
+            r.extra = allow;
             return Outcome::Reply(r);
         }
         let result = match endpoint {
-            Endpoint::Push => self.push(req, now, wakes).map(Outcome::Reply),
-            Endpoint::BlockingGet => self.blocking_get(req.query, consumer, now),
+            Endpoint::Push => self.push(req, cx, wakes).map(Outcome::Reply),
+            Endpoint::BlockingGet => self.blocking_get(req.query, consumer, cx.now),
             Endpoint::Healthz => Ok(Outcome::Reply(Response {
                 status: 200,
                 content_type: "text/plain",
@@ -200,7 +222,7 @@ impl Api {
             })),
             Endpoint::Metrics => {
                 // Gauges are read only when scraped, from the live state.
-                let text = self.metrics.render(&self.gauges(connections_open));
+                let text = self.metrics.render(&self.gauges(cx));
                 Ok(Outcome::Reply(Response {
                     status: 200,
                     content_type: "text/plain; version=0.0.4",
@@ -209,19 +231,16 @@ impl Api {
                     endpoint,
                 }))
             }
-            Endpoint::Other => Ok(Outcome::Reply(Response::error(
-                endpoint,
-                404,
-                "no such path",
-            ))),
+            Endpoint::Other | Endpoint::Server => unreachable!("refused above"),
         };
         result.unwrap_or_else(|message| Outcome::Reply(Response::error(endpoint, 400, message)))
     }
 
-    fn gauges(&self, connections_open: usize) -> Gauges {
+    fn gauges(&self, cx: &Context) -> Gauges {
         let store = &self.store;
         Gauges {
-            connections_open,
+            connections_open: cx.connections_open,
+            answer_bytes_held: cx.held_elsewhere + store.zombie_bytes(),
             consumers_parked: store.parked(),
             events_live: store.live_events(),
             event_bytes_live: store.live_bytes(),
@@ -243,6 +262,14 @@ impl Api {
         self.store.unpark(park);
     }
 
+    /// The answer to a blocking-get that takes `batch`.
+    fn batch_answer(&mut self, batch: Batch) -> Response {
+        self.metrics.events_delivered += batch.len as u64;
+        self.metrics.batches_delivered += 1;
+        let body = BatchBody::new(&self.store, batch, Format::Raw);
+        Response::json(Endpoint::BlockingGet, 200, Body::Batch(body))
+    }
+
     /// Frees expired events; returns when the next sweep is due.
     pub fn sweep(&mut self, now: Millis) -> Option<Millis> {
         self.metrics.events_expired += self.store.expire(now) as u64;
@@ -252,7 +279,7 @@ impl Api {
     fn push(
         &mut self,
         req: &Request<'_>,
-        now: Millis,
+        cx: &Context,
         wakes: &mut Vec<Wake>,
     ) -> Result<Response, &'static str> {
         let key = name_param(req.query, "key")?;
@@ -271,7 +298,10 @@ impl Api {
         if serde_json::from_str::<IgnoredAny>(text).is_err() {
             return Err("body is not valid JSON");
         }
-        let seq = match self.store.push(&key, json, now, &mut self.deliveries) {
+        let pushed =
+            self.store
+                .push_within(&key, json, cx.now, cx.held_elsewhere, &mut self.deliveries);
+        let seq = match pushed {
             Ok(seq) => seq,
             Err(PushError::Full) => {
                 let mut r = Response::error(
@@ -284,16 +314,17 @@ impl Api {
             }
         };
         self.metrics.pushes += 1;
-        self.rendered.clear();
+        // Groups at the same cursor get the same batch, which is usually
+        // every group: measure each distinct batch once.
+        let mut last: Option<BatchBody> = None;
         for Delivery { consumer, batch } in self.deliveries.drain(..) {
-            let store = &self.store;
-            let body = self
-                .rendered
-                .entry((batch.seqs.start, batch.seqs.end))
-                .or_insert_with(|| render(store.batch_events(&batch)).into())
-                .clone();
             self.metrics.events_delivered += batch.len as u64;
             self.metrics.batches_delivered += 1;
+            let body = match last.take() {
+                Some(body) if *body.batch() == batch => body,
+                _ => BatchBody::new(&self.store, batch, Format::Raw),
+            };
+            last = Some(body.clone());
             wakes.push(Wake { consumer, body });
         }
         let mut body = Vec::with_capacity(PUSHED.len() + 21);
@@ -318,14 +349,7 @@ impl Api {
                 .min(self.poll_timeout),
         };
         if let Some(batch) = self.store.take(&key, &group, now) {
-            self.metrics.events_delivered += batch.len as u64;
-            self.metrics.batches_delivered += 1;
-            let body = render(self.store.batch_events(&batch));
-            return Ok(Outcome::Reply(Response::json(
-                Endpoint::BlockingGet,
-                200,
-                Body::Owned(body),
-            )));
+            return Ok(Outcome::Reply(self.batch_answer(batch)));
         }
         if wait == 0 {
             return Ok(Outcome::Reply(Response::empty_batch()));
@@ -333,6 +357,18 @@ impl Api {
         let park = self.store.park(&key, &group, consumer);
         Ok(Outcome::Park { park, wait })
     }
+}
+
+/// The methods a known path allows, for `Allow`; `None` for an unknown
+/// path. `*` (the server as a whole, `OPTIONS *`) lists every method.
+fn allowed(endpoint: Endpoint) -> Option<&'static [(&'static str, &'static str)]> {
+    Some(match endpoint {
+        Endpoint::Push => &[("Allow", "POST, OPTIONS")],
+        Endpoint::BlockingGet => &[("Allow", "GET, OPTIONS")],
+        Endpoint::Healthz | Endpoint::Metrics => &[("Allow", "GET, HEAD, OPTIONS")],
+        Endpoint::Server => &[("Allow", "GET, HEAD, POST, OPTIONS")],
+        Endpoint::Other => return None,
+    })
 }
 
 /// A required, non-empty, at most [`MAX_NAME`]-byte query parameter.
@@ -370,18 +406,4 @@ fn trim_json_whitespace(mut body: &[u8]) -> &[u8] {
         body = rest;
     }
     body
-}
-
-/// `[e1,e2,...]` from the events' stored bytes.
-fn render<'a>(events: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64);
-    out.push(b'[');
-    for (i, e) in events.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(e);
-    }
-    out.push(b']');
-    out
 }

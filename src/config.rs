@@ -19,6 +19,10 @@ pub type Millis = u64;
 /// poll instance, the signal pipe, logs and a margin.
 pub const RESERVED_FDS: u64 = 32;
 
+/// The default `--max-connections` never exceeds this, whatever the fd
+/// limit (SPEC.md: hosts with `LimitNOFILE=infinity` have about 2^30).
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 1_000_000;
+
 /// The longest duration a setting may have: a year, so that deadlines never
 /// overflow and a typo (`--poll-timeout 30000000000`) is caught.
 const MAX_SETTING_MS: Millis = 365 * 24 * 3600 * 1000;
@@ -90,7 +94,7 @@ impl Config {
     pub fn resolve(cli: Cli, fd_limit: u64) -> Result<Config, String> {
         let allowed = fd_limit.saturating_sub(RESERVED_FDS).max(1);
         let max_connections = match cli.max_connections {
-            None => allowed,
+            None => allowed.min(DEFAULT_MAX_CONNECTIONS),
             Some(n) if n <= allowed => n,
             Some(n) => {
                 return Err(format!(
@@ -265,6 +269,18 @@ mod tests {
             (1_048_576, 1_073_741_824)
         );
         assert_eq!(config.log_level, log::LevelFilter::Info);
+    }
+
+    #[test]
+    fn a_huge_fd_limit_gives_at_most_a_million_connections() {
+        let cli = Cli::try_parse_from(["event-syncer"]).unwrap();
+        let config = Config::resolve(cli, 1 << 30).unwrap();
+        assert_eq!(config.max_connections, 1_000_000);
+        let cli = Cli::try_parse_from(["event-syncer", "--max-connections", "2000000"]).unwrap();
+        assert_eq!(
+            Config::resolve(cli, 1 << 30).unwrap().max_connections,
+            2_000_000
+        );
     }
 
     #[test]

@@ -1,54 +1,81 @@
 //! One client connection: its socket, its buffers, and the state it is in.
 //!
-//! A connection is a small state machine ([`State`]). The event loop owns
-//! the transitions (they need the store and the timer wheel); this module
-//! owns what a state means for the socket: which readiness to ask epoll for
-//! ([`Connection::interest`]), how bytes come in ([`Connection::fill`]) and
-//! go out ([`Connection::flush`], [`Connection::send`]), and how requests are
-//! cut out of the byte stream ([`next_request`]).
+//! A connection is a small state machine ([`State`]). Every transition is a
+//! method here, and two pure functions derive from the state alone what the
+//! connection needs from the outside world: [`Connection::interest`] (what
+//! to ask epoll for) and [`Connection::deadline`] (which timer, when). The
+//! event loop never sets either by hand: after touching a connection it
+//! asks for both and makes the kernel and the wheel agree, so a state can
+//! never be left with the wrong timer or a stale interest.
 //!
-//! Memory is the point of the shape. Tens of thousands of connections sit
-//! parked at once, so a parked connection owns no buffers at all: its input
-//! buffer is released once its request is parsed (unless pipelined bytes
-//! wait behind it) and its output buffer is empty. The answer that unparks
-//! it is written straight from a response shared by every consumer that gets
-//! the same batch; only a remainder the socket would not take is copied into
-//! the connection.
+//! ```text
+//!            request answered (keep-alive)
+//!           +-------------+
+//!           v             |
+//!  accept -> Reading -----+--- blocking-get waits ---> Parked
+//!           |  ^  \                                      |
+//!           |  |   `-- answers back up --> Writing       | answered
+//!           |  |            |  (client reads) |          | (push or timeout)
+//!           |  +------------+-----------------+----------+
+//!           |
+//!           +-- last answer queued, or the peer sent FIN --> Closing
+//!                                    all written --> Lingering --> closed
+//! ```
+//!
+//! Memory is the point of the shape: tens of thousands of connections sit
+//! parked at once, so a parked connection owns no buffer at all.
 
-use std::borrow::Cow;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
 
 use mio::Interest;
 use mio::net::TcpStream;
 
-use crate::http::{self, Framing, Head, HttpError, Status};
+use crate::config::Millis;
+use crate::inbox::Inbox;
+use crate::memory::Meter;
+use crate::outbox::Outbox;
 use crate::store::ParkKey;
 use crate::wheel::TimerKey;
+
+/// Unsent output above which a connection stops serving its pipelined
+/// requests until the client reads: 64 KiB.
+pub const OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// How long a closing connection waits for the client's FIN after the last
+/// answer is written.
+pub const LINGER: Millis = 2_000;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
-    /// Waiting for a request or the rest of one; earlier answers may still
-    /// be draining.
+    /// Receiving a request, or waiting for the next one; earlier answers
+    /// may still be going out.
     Reading,
     /// A blocking-get waits for an event. Bytes that arrive meanwhile are
-    /// pipelined requests: they are kept, not parsed, until it is answered.
-    /// Readable readiness stays on so a hang-up is seen at once.
+    /// pipelined requests: kept, not parsed, until it is answered. Reading
+    /// continues so that a hang-up is seen at once.
     Parked {
         /// Its place in the group's queue.
         park: ParkKey,
         /// How to frame the eventual answer.
         reply: ReplyStyle,
+        /// When it is answered `[]`.
+        deadline: Millis,
     },
     /// More than [`OUTPUT_LIMIT`] bytes of answers are unsent: the client is
     /// not reading, so its further requests wait until it does.
     Writing,
-    /// The last answer is queued. Once it is written, the write side is shut
-    /// and input is discarded until the client closes or the linger timer
-    /// fires (closing with unread input would reset the connection and could
-    /// destroy the answer before the client reads it).
-    Closing,
+    /// No further request will be served: the last answer asked to close,
+    /// or the peer sent FIN. What is owed is still written in full.
+    Closing {
+        /// The peer has sent FIN: once the answers are out, close at once.
+        peer_done: bool,
+    },
+    /// All is written and the write side is shut; input is discarded until
+    /// the client closes or [`LINGER`] passes (closing with unread input
+    /// would reset the connection and could destroy the answer).
+    Lingering,
 }
 
 /// How a response must be framed for the request it answers.
@@ -72,35 +99,43 @@ impl ReplyStyle {
     };
 }
 
-/// Why a connection's timer was set: each state waits for one thing.
+/// What a connection's timer is waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimerKind {
     /// A request has begun (or the connection is new) and must arrive
     /// within `--header-timeout`.
     Request,
-    /// Nothing is happening between requests; close after `--idle-timeout`.
+    /// Nothing is happening between requests: close after `--idle-timeout`.
     Idle,
+    /// Answers are owed and the client has taken no byte of them for
+    /// `--idle-timeout`: it is gone or stuck.
+    Stalled,
     /// A parked blocking-get's deadline.
     Poll,
-    /// A closing connection waits this long for the client to hang up.
+    /// A lingering connection waits this long for the client to hang up.
     Linger,
 }
 
-/// Unsent output above which a connection stops reading requests.
-pub const OUTPUT_LIMIT: usize = 1 << 20;
-
-/// Input kept for a parked connection before it stops reading: pipelined
-/// requests beyond this wait in the kernel's buffer.
-pub const PARKED_INPUT_LIMIT: usize = 64 * 1024;
+/// The durations the timers are made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `--header-timeout`.
+    pub request: Millis,
+    /// `--idle-timeout`.
+    pub idle: Millis,
+}
 
 /// The outcome of one `read`.
 #[derive(Debug)]
 pub enum Fill {
-    /// This many bytes were appended to the input buffer.
-    Data(usize),
+    /// This many bytes arrived; `drained` if the socket is now empty.
+    Data {
+        /// Whether the read was short: the receive queue is empty.
+        drained: bool,
+    },
     /// Nothing to read until epoll says so again.
     WouldBlock,
-    /// The peer closed its side (`read` returned 0).
+    /// The peer shut its write side (`read` returned 0).
     Closed,
     /// The connection is broken (e.g. reset by peer).
     Failed(io::Error),
@@ -113,82 +148,273 @@ pub struct Connection {
     pub stream: TcpStream,
     /// The peer's address, for logs.
     pub peer: SocketAddr,
-    /// Where it is in its life.
-    pub state: State,
+    state: State,
     /// Bytes received and not yet consumed as requests.
-    pub input: Vec<u8>,
-    output: Vec<u8>,
-    written: usize,
-    /// The one timer this connection has running, if any.
-    pub timer: Option<(TimerKind, TimerKey)>,
-    /// The interest epoll currently has for this socket.
+    pub inbox: Inbox,
+    /// Answers not yet written.
+    pub outbox: Outbox,
+    /// Epoll said readable and no read has seen the socket empty since.
+    /// Edge-triggered epoll will not say it again, so while this is set and
+    /// the state wants input, the connection must be visited again.
+    pub readable: bool,
+    /// Epoll reported a hang-up: a short read no longer proves the socket
+    /// empty (no further edge follows a FIN).
+    pub hung_up: bool,
+    /// The interest epoll has for this socket now.
     pub registered: Interest,
-    /// `100 Continue` was sent for the request now arriving.
-    pub continue_sent: bool,
-    /// Requests answered so far: a connection that has sent none is held to
-    /// the header timeout, one between requests to the idle timeout.
-    pub served: u64,
+    /// The wheel entry armed for this connection, and when it fires.
+    pub armed: Option<(TimerKey, Millis)>,
+    /// When the current request's first byte came (or the connection was
+    /// accepted): the header timeout counts from here.
+    request_since: Millis,
+    /// When the connection last made progress (a request answered, bytes
+    /// written): the idle and stall timeouts count from here.
+    active_since: Millis,
+    /// Requests answered so far.
+    served: u64,
+    /// The connection is on the loop's list of connections to visit.
+    pub queued: bool,
 }
 
 impl Connection {
-    /// A new connection, registered for `registered`.
-    pub fn new(stream: TcpStream, peer: SocketAddr, registered: Interest) -> Connection {
+    /// A connection accepted at `now`, registered for `registered`.
+    pub fn new(
+        stream: TcpStream,
+        peer: SocketAddr,
+        registered: Interest,
+        meter: Meter,
+        now: Millis,
+    ) -> Connection {
         Connection {
             stream,
             peer,
             state: State::Reading,
-            input: Vec::new(),
-            output: Vec::new(),
-            written: 0,
-            timer: None,
+            inbox: Inbox::default(),
+            outbox: Outbox::new(meter),
+            readable: false,
+            hung_up: false,
             registered,
-            continue_sent: false,
+            armed: None,
+            request_since: now,
+            active_since: now,
             served: 0,
+            queued: false,
         }
     }
 
-    /// What to ask epoll for, derived from the state alone: readable while a
-    /// request or a hang-up can arrive, writable only while output is stuck.
+    /// Where it is in its life.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    // ----- what the state needs --------------------------------------------
+
+    /// What to ask epoll for, from the state alone: readable while a request
+    /// or a hang-up can arrive, writable only while output is stuck.
     pub fn interest(&self) -> Interest {
-        let reading = match self.state {
-            State::Reading | State::Parked { .. } | State::Closing => true,
+        let read = match self.state {
+            State::Reading | State::Parked { .. } | State::Lingering => true,
+            State::Closing { peer_done } => !peer_done,
             State::Writing => false,
         };
-        match (reading, self.pending() > 0) {
-            (true, true) => Interest::READABLE | Interest::WRITABLE,
-            (true, false) => Interest::READABLE,
+        match (read, self.outbox.is_empty()) {
+            (true, true) => Interest::READABLE,
+            (true, false) => Interest::READABLE | Interest::WRITABLE,
+            // A connection with nothing to read and nothing to write is
+            // closed before it is registered again; WRITABLE is harmless.
             (false, _) => Interest::WRITABLE,
         }
     }
 
-    /// Whether this connection should read more now. A parked connection
-    /// reads (to see a hang-up) up to [`PARKED_INPUT_LIMIT`]; a writing one
-    /// does not read at all.
+    /// The timer this state needs: what it waits for, and when that is
+    /// over. `None` only for a connection about to be closed.
+    pub fn deadline(&self, t: &Timeouts) -> Option<(TimerKind, Millis)> {
+        Some(match self.state {
+            State::Parked { deadline, .. } => (TimerKind::Poll, deadline),
+            State::Reading if self.inbox.in_request() || self.served == 0 => {
+                (TimerKind::Request, self.request_since + t.request)
+            }
+            State::Reading if !self.outbox.is_empty() => {
+                (TimerKind::Stalled, self.active_since + t.idle)
+            }
+            State::Reading => (TimerKind::Idle, self.active_since + t.idle),
+            State::Writing | State::Closing { .. } => {
+                (TimerKind::Stalled, self.active_since + t.idle)
+            }
+            State::Lingering => (TimerKind::Linger, self.active_since + LINGER),
+        })
+    }
+
+    /// Whether reading from the socket is useful now. A parked connection
+    /// reads (to see a hang-up) until its window is full; a writing one not
+    /// at all; a closing one reads only to discard.
     pub fn wants_input(&self) -> bool {
         match self.state {
-            State::Reading | State::Closing => true,
-            State::Parked { .. } => self.input.len() < PARKED_INPUT_LIMIT,
+            State::Reading | State::Parked { .. } => self.inbox.room() > 0,
+            State::Closing { peer_done } => !peer_done,
+            State::Lingering => true,
             State::Writing => false,
         }
     }
 
-    /// Unsent output bytes.
-    pub fn pending(&self) -> usize {
-        self.output.len() - self.written
+    /// Whether the loop must come back to this connection without waiting
+    /// for epoll: the socket may hold bytes the state wants (epoll will not
+    /// report them again), or requests sit in the window unparsed (they
+    /// waited behind a parked get or a full outbox). This is the one rule
+    /// for "come back later".
+    pub fn needs_visit(&self) -> bool {
+        (self.readable && self.wants_input())
+            || (self.state == State::Reading && self.inbox.has_unexamined())
     }
 
-    /// Reads once into `scratch` and appends what came to the input buffer
-    /// (a closing connection throws it away).
-    pub fn fill(&mut self, scratch: &mut [u8]) -> Fill {
+    /// Whether the connection has nothing more to do and can be closed now:
+    /// closing, the peer finished, every answer written.
+    pub fn is_finished(&self) -> bool {
+        self.state == (State::Closing { peer_done: true }) && self.outbox.is_empty()
+    }
+
+    /// Whether requests in the window may be served now.
+    pub fn serves_requests(&self) -> bool {
+        self.state == State::Reading && self.outbox.pending() <= OUTPUT_LIMIT
+    }
+
+    // ----- transitions -----------------------------------------------------
+
+    /// A request was answered at `now`; the connection stays open for the
+    /// next one or closes after this answer.
+    pub fn answered(&mut self, keep_alive: bool, now: Millis) {
+        self.served += 1;
+        self.active_since = now;
+        self.request_since = now;
+        self.state = if keep_alive {
+            State::Reading
+        } else {
+            State::Closing { peer_done: false }
+        };
+    }
+
+    /// A blocking-get waits until `deadline`.
+    pub fn park(&mut self, park: ParkKey, reply: ReplyStyle, deadline: Millis) {
+        debug_assert_eq!(self.state, State::Reading);
+        self.state = State::Parked {
+            park,
+            reply,
+            deadline,
+        };
+        self.inbox.release();
+        self.outbox.release_spare();
+    }
+
+    /// Answers backed up past [`OUTPUT_LIMIT`], or drained below it again.
+    pub fn check_backlog(&mut self) {
+        match self.state {
+            State::Reading if self.outbox.pending() > OUTPUT_LIMIT => self.state = State::Writing,
+            State::Writing if self.outbox.pending() <= OUTPUT_LIMIT => {
+                self.state = State::Reading;
+                // Requests that waited in the window come next.
+                self.inbox.mark_unexamined();
+            }
+            _ => {}
+        }
+    }
+
+    /// Bytes went out at `now`: the client is reading.
+    pub fn wrote(&mut self, now: Millis) {
+        self.active_since = now;
+    }
+
+    /// The first byte of a new request arrived at `now`.
+    pub fn request_began(&mut self, now: Millis) {
+        self.request_since = now;
+    }
+
+    /// The peer sent FIN. Returns the parked consumer to drop, if it was
+    /// parked: a FIN while parked means the consumer is gone and is owed
+    /// nothing (SPEC.md). Otherwise the requests already received are still
+    /// served and every answer owed is written before the close.
+    pub fn peer_finished(&mut self) -> Option<ParkKey> {
+        match self.state {
+            State::Parked { park, .. } => {
+                self.state = State::Closing { peer_done: true };
+                Some(park)
+            }
+            State::Reading | State::Writing | State::Closing { .. } | State::Lingering => {
+                if self.state != State::Reading || !self.inbox.has_unexamined() {
+                    self.state = State::Closing { peer_done: true };
+                } else {
+                    self.inbox.finish_input();
+                }
+                None
+            }
+        }
+    }
+
+    /// After the requests in the window were served: a connection whose
+    /// input is finished serves no more.
+    pub fn input_exhausted(&mut self) {
+        if self.state == State::Reading && self.inbox.input_finished() {
+            self.state = State::Closing { peer_done: true };
+        }
+    }
+
+    /// The server is draining: a connection between requests closes after
+    /// what it is owed.
+    pub fn drain(&mut self) {
+        if self.state == State::Reading && !self.inbox.in_request() {
+            self.state = State::Closing { peer_done: false };
+        }
+    }
+
+    /// Everything owed is written: a closing connection shuts its write side
+    /// (the client sees the end of the stream) and lingers for the client's
+    /// FIN. Returns true if it moved.
+    pub fn linger_if_flushed(&mut self, now: Millis) -> bool {
+        if self.state == (State::Closing { peer_done: false }) && self.outbox.is_empty() {
+            // ENOTCONN here means the peer already left: nothing to do.
+            let _ = self.stream.shutdown(Shutdown::Write);
+            self.state = State::Lingering;
+            self.active_since = now;
+            return true;
+        }
+        false
+    }
+
+    /// The parked consumer was answered (by a push or its timeout) at `now`.
+    pub fn unparked(&mut self, now: Millis) -> Option<ReplyStyle> {
+        let State::Parked { reply, .. } = self.state else {
+            return None;
+        };
+        self.state = State::Reading;
+        self.inbox.mark_unexamined();
+        self.active_since = now;
+        Some(reply)
+    }
+
+    // ----- I/O -------------------------------------------------------------
+
+    /// Reads once into `scratch` (at most what the window has room for) and
+    /// appends what came to the window; a closing connection throws it away.
+    pub fn fill(&mut self, scratch: &mut [u8], now: Millis) -> Fill {
+        let discard = matches!(self.state, State::Closing { .. } | State::Lingering);
+        let room = if discard {
+            scratch.len()
+        } else {
+            self.inbox.room().min(scratch.len())
+        };
         loop {
-            return match self.stream.read(scratch) {
+            return match self.stream.read(&mut scratch[..room]) {
                 // The peer shut its write side: no more requests will come.
                 Ok(0) => Fill::Closed,
                 Ok(n) => {
-                    if self.state != State::Closing {
-                        self.input.extend_from_slice(&scratch[..n]);
+                    if !discard {
+                        if self.inbox.is_empty() {
+                            self.request_began(now);
+                        }
+                        self.inbox.append(&scratch[..n]);
                     }
-                    Fill::Data(n)
+                    Fill::Data {
+                        drained: n < room && !self.hung_up,
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Fill::WouldBlock,
                 // A signal arrived during the syscall: simply try again.
@@ -197,203 +423,121 @@ impl Connection {
             };
         }
     }
-
-    /// Queues bytes behind anything already unsent. Call [`Connection::flush`]
-    /// to write them.
-    pub fn queue(&mut self) -> &mut Vec<u8> {
-        &mut self.output
-    }
-
-    /// Writes `bytes` now, if nothing else is waiting to go out, and copies
-    /// whatever the socket does not take into the output buffer. The bytes
-    /// may be shared with other connections: they are copied only if the
-    /// socket is full.
-    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
-        let mut sent = 0;
-        if self.pending() == 0 {
-            sent = loop {
-                match self.stream.write(bytes) {
-                    Ok(n) => break n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                }
-            };
-        }
-        self.output.extend_from_slice(&bytes[sent..]);
-        Ok(())
-    }
-
-    /// Writes queued output until it is all gone or the socket is full
-    /// (`WouldBlock`: epoll will say when it drains). Releases the buffer's
-    /// memory once everything is written, so idle and parked connections
-    /// hold none.
-    pub fn flush(&mut self) -> io::Result<()> {
-        while self.written < self.output.len() {
-            match self.stream.write(&self.output[self.written..]) {
-                // A zero-length write on a non-empty buffer means the
-                // socket cannot take more, ever.
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.written += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        self.output.clear();
-        self.written = 0;
-        if self.output.capacity() > 64 * 1024 {
-            self.output = Vec::new();
-        }
-        Ok(())
-    }
-
-    /// Drops the input buffer's memory if nothing is in it: a parked
-    /// connection then costs no buffer at all.
-    pub fn release_input(&mut self) {
-        if self.input.is_empty() {
-            self.input = Vec::new();
-        }
-    }
-
-    /// Shuts the write side after the last answer, so the client sees the
-    /// end of the stream while we keep reading to let it finish sending.
-    pub fn shutdown_write(&self) {
-        // ENOTCONN here means the peer already left: nothing to do.
-        let _ = self.stream.shutdown(Shutdown::Write);
-    }
 }
-
-/// One request cut out of a connection's input.
-#[derive(Debug)]
-pub enum Framed<'a> {
-    /// Not all of it is here yet.
-    Partial {
-        /// The head is complete; the body is still arriving.
-        head_done: bool,
-        /// The client waits for `100 Continue` before sending the body.
-        expect_continue: bool,
-    },
-    /// A whole request.
-    Request {
-        /// Its head.
-        head: Head<'a>,
-        /// Its body, decoded if it was chunked.
-        body: Cow<'a, [u8]>,
-        /// Bytes of input it took, head and body.
-        consumed: usize,
-    },
-}
-
-/// Cuts the first request out of `input`. A body over `max_body` is refused
-/// as soon as its size is known: from `Content-Length` before any of it is
-/// read (and before `100 Continue` would be sent), from a chunked body as
-/// soon as the running total passes the limit.
-pub fn next_request(input: &[u8], max_body: usize) -> Result<Framed<'_>, HttpError> {
-    // The common case after every answer: nothing pipelined behind it.
-    if input.is_empty() {
-        return Ok(Framed::Partial {
-            head_done: false,
-            expect_continue: false,
-        });
-    }
-    let head = match http::parse_head(input)? {
-        Status::Partial => {
-            return Ok(Framed::Partial {
-                head_done: false,
-                expect_continue: false,
-            });
-        }
-        Status::Complete(head) => head,
-    };
-    let expect_continue = head.expect_continue && head.minor_version == 1;
-    let rest = &input[head.len..];
-    let (body, used) = match head.framing {
-        Framing::Empty => (Cow::Borrowed(&[][..]), 0),
-        Framing::Length(n) if n > max_body => return Err(TOO_LARGE),
-        Framing::Length(n) if rest.len() < n => {
-            return Ok(Framed::Partial {
-                head_done: true,
-                expect_continue,
-            });
-        }
-        Framing::Length(n) => (Cow::Borrowed(&rest[..n]), n),
-        Framing::Chunked => match http::decode_chunked(rest, max_body)? {
-            Status::Partial => {
-                return Ok(Framed::Partial {
-                    head_done: true,
-                    expect_continue,
-                });
-            }
-            Status::Complete((body, used)) => (Cow::Owned(body), used),
-        },
-    };
-    let consumed = head.len + used;
-    Ok(Framed::Request {
-        head,
-        body,
-        consumed,
-    })
-}
-
-const TOO_LARGE: HttpError = HttpError {
-    status: 413,
-    message: "request body is larger than --max-body",
-};
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn frame(input: &[u8]) -> Result<Framed<'_>, HttpError> {
-        next_request(input, 16)
+    const T: Timeouts = Timeouts {
+        request: 10_000,
+        idle: 60_000,
+    };
+
+    fn conn() -> Connection {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        std::mem::forget(client);
+        let stream = TcpStream::from_std(server);
+        Connection::new(stream, addr, Interest::READABLE, Meter::default(), 1_000)
+    }
+
+    fn park_key() -> ParkKey {
+        let mut store = crate::store::Store::new(1000, usize::MAX);
+        store.park("k", "g", crate::store::ConsumerId(0))
     }
 
     #[test]
-    fn a_body_is_partial_until_it_is_all_here() {
-        let req = b"POST /push?key=k HTTP/1.1\r\nContent-Length: 3\r\n\r\n123GET";
-        for end in 0..req.len() - 3 {
-            assert!(
-                matches!(frame(&req[..end]), Ok(Framed::Partial { .. })),
-                "prefix {end}"
-            );
-        }
-        match frame(req) {
-            Ok(Framed::Request { body, consumed, .. }) => {
-                assert_eq!(&*body, b"123");
-                assert_eq!(consumed, req.len() - 3);
-            }
-            other => panic!("{other:?}"),
-        }
+    fn a_new_connection_must_send_a_request_within_the_header_timeout() {
+        let c = conn();
+        assert_eq!(c.state(), State::Reading);
+        assert_eq!(c.deadline(&T), Some((TimerKind::Request, 11_000)));
+        assert_eq!(c.interest(), Interest::READABLE);
+        assert!(c.wants_input());
     }
 
     #[test]
-    fn content_length_over_the_limit_is_refused_before_the_body() {
-        let req =
-            b"POST /push?key=k HTTP/1.1\r\nContent-Length: 17\r\nExpect: 100-continue\r\n\r\n";
-        assert_eq!(frame(req).unwrap_err().status, 413);
-        let req =
-            b"POST /push?key=k HTTP/1.1\r\nContent-Length: 16\r\nExpect: 100-continue\r\n\r\n";
-        assert!(matches!(
-            frame(req),
-            Ok(Framed::Partial {
-                head_done: true,
-                expect_continue: true
-            })
-        ));
+    fn between_requests_the_idle_timer_runs_from_the_last_answer() {
+        let mut c = conn();
+        c.answered(true, 5_000);
+        assert_eq!(c.deadline(&T), Some((TimerKind::Idle, 65_000)));
+        c.inbox.append(b"GET");
+        c.request_began(7_000);
+        assert_eq!(c.deadline(&T), Some((TimerKind::Request, 17_000)));
     }
 
     #[test]
-    fn chunked_bodies_are_decoded_and_bounded() {
-        let req = b"POST /push HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n[1\r\n1\r\n]\r\n0\r\n\r\n";
-        match frame(req) {
-            Ok(Framed::Request { body, consumed, .. }) => {
-                assert_eq!(&*body, b"[1]");
-                assert_eq!(consumed, req.len());
-            }
-            other => panic!("{other:?}"),
-        }
-        let big = b"POST /push HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n11\r\n";
-        assert_eq!(frame(big).unwrap_err().status, 413);
+    fn a_parked_connection_waits_for_its_deadline_and_keeps_reading() {
+        let mut c = conn();
+        let reply = ReplyStyle::CLOSING;
+        c.park(park_key(), reply, 31_000);
+        assert_eq!(c.deadline(&T), Some((TimerKind::Poll, 31_000)));
+        assert_eq!(c.interest(), Interest::READABLE);
+        assert!(c.wants_input());
+        assert_eq!(c.unparked(9_000), Some(reply));
+        assert_eq!(c.state(), State::Reading);
+    }
+
+    #[test]
+    fn a_fin_while_parked_gives_the_consumer_back() {
+        let mut c = conn();
+        let key = park_key();
+        c.park(key, ReplyStyle::CLOSING, 31_000);
+        assert_eq!(c.peer_finished(), Some(key));
+        assert!(c.is_finished(), "nothing is owed to a parked consumer");
+    }
+
+    #[test]
+    fn a_fin_with_requests_waiting_serves_them_first() {
+        let mut c = conn();
+        c.inbox.append(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(c.peer_finished(), None);
+        assert_eq!(c.state(), State::Reading, "the request is still served");
+        // Once the loop has served what was there:
+        c.input_exhausted();
+        assert_eq!(c.state(), State::Closing { peer_done: true });
+    }
+
+    #[test]
+    fn writing_waits_on_the_stall_timer_and_wants_no_input() {
+        let mut c = conn();
+        c.answered(true, 2_000);
+        c.outbox.push_bytes(|b| b.resize(OUTPUT_LIMIT + 1, b'x'));
+        c.check_backlog();
+        assert_eq!(c.state(), State::Writing);
+        assert_eq!(c.interest(), Interest::WRITABLE);
+        assert!(!c.wants_input());
+        assert_eq!(c.deadline(&T), Some((TimerKind::Stalled, 62_000)));
+        c.wrote(30_000);
+        assert_eq!(
+            c.deadline(&T),
+            Some((TimerKind::Stalled, 90_000)),
+            "a reader that takes bytes is never idle"
+        );
+    }
+
+    #[test]
+    fn closing_flushes_then_lingers() {
+        let mut c = conn();
+        c.answered(false, 3_000);
+        assert_eq!(c.state(), State::Closing { peer_done: false });
+        assert_eq!(c.deadline(&T), Some((TimerKind::Stalled, 63_000)));
+        assert!(c.linger_if_flushed(4_000));
+        assert_eq!(c.state(), State::Lingering);
+        assert_eq!(c.deadline(&T), Some((TimerKind::Linger, 4_000 + LINGER)));
+        assert_eq!(c.interest(), Interest::READABLE);
+    }
+
+    #[test]
+    fn a_visit_is_needed_only_while_readable_input_is_wanted_or_requests_wait() {
+        let mut c = conn();
+        assert!(!c.needs_visit());
+        c.readable = true;
+        assert!(c.needs_visit());
+        c.outbox.push_bytes(|b| b.resize(OUTPUT_LIMIT + 1, b'x'));
+        c.check_backlog();
+        assert!(!c.needs_visit(), "a writing connection does not read");
     }
 }

@@ -94,6 +94,8 @@ pub enum Method {
     Post,
     /// `HEAD`.
     Head,
+    /// `OPTIONS`.
+    Options,
     /// Any other token (`PUT`, `DELETE`, ..., and `get`: methods are
     /// case-sensitive).
     Other,
@@ -209,6 +211,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Status<Head<'_>>, HttpError> {
             "GET" => Method::Get,
             "POST" => Method::Post,
             "HEAD" => Method::Head,
+            "OPTIONS" => Method::Options,
             _ => Method::Other,
         },
         path: origin_path(path),

@@ -27,11 +27,16 @@
 
 #![deny(missing_docs)]
 
-pub mod api;
+mod api;
 pub mod config;
-pub mod connection;
+mod connection;
 pub mod http;
-pub mod metrics;
+mod http_compat;
+mod inbox;
+mod memory;
+mod metrics;
+mod outbox;
+mod render;
 pub mod server;
 pub mod store;
 pub mod wheel;

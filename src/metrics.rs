@@ -18,16 +18,19 @@ pub enum Endpoint {
     Healthz,
     /// `GET /metrics`
     Metrics,
+    /// `OPTIONS *`: the server as a whole.
+    Server,
     /// Anything else, including requests refused before routing.
     Other,
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 5] = [
+    const ALL: [Endpoint; 6] = [
         Endpoint::Push,
         Endpoint::BlockingGet,
         Endpoint::Healthz,
         Endpoint::Metrics,
+        Endpoint::Server,
         Endpoint::Other,
     ];
 
@@ -37,66 +40,98 @@ impl Endpoint {
             Endpoint::BlockingGet => "blocking_get",
             Endpoint::Healthz => "healthz",
             Endpoint::Metrics => "metrics",
+            Endpoint::Server => "server",
             Endpoint::Other => "other",
         }
     }
 }
 
-/// Why a request was refused, as a metrics label.
+/// Why a request was refused, as a metrics label: every 4xx and 5xx the
+/// server sends has one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejection {
     /// 400: malformed request, bad parameter or invalid JSON.
     BadRequest,
+    /// 404: no such path.
+    NotFound,
+    /// 405: the path does not take that method.
+    MethodNotAllowed,
+    /// 408: the request did not arrive within `--header-timeout`.
+    Timeout,
     /// 413: body over `--max-body`.
     BodyTooLarge,
     /// 431: head over 8 KiB.
     HeadTooLarge,
-    /// 503: the store is at `--max-memory`.
+    /// 501: a transfer coding the server does not implement.
+    NotImplemented,
+    /// 503: `--max-memory` is reached.
     MemoryFull,
-    /// 408: the head did not arrive within `--header-timeout`.
-    Timeout,
+    /// 505: an HTTP version other than 1.0 and 1.1.
+    VersionNotSupported,
+    /// Any other 4xx or 5xx.
+    Other,
 }
 
 impl Rejection {
-    const ALL: [Rejection; 5] = [
+    const ALL: [Rejection; 10] = [
         Rejection::BadRequest,
+        Rejection::NotFound,
+        Rejection::MethodNotAllowed,
+        Rejection::Timeout,
         Rejection::BodyTooLarge,
         Rejection::HeadTooLarge,
+        Rejection::NotImplemented,
         Rejection::MemoryFull,
-        Rejection::Timeout,
+        Rejection::VersionNotSupported,
+        Rejection::Other,
     ];
 
     fn label(self) -> &'static str {
         match self {
             Rejection::BadRequest => "bad_request",
+            Rejection::NotFound => "not_found",
+            Rejection::MethodNotAllowed => "method_not_allowed",
+            Rejection::Timeout => "timeout",
             Rejection::BodyTooLarge => "body_too_large",
             Rejection::HeadTooLarge => "head_too_large",
+            Rejection::NotImplemented => "not_implemented",
             Rejection::MemoryFull => "memory_full",
-            Rejection::Timeout => "timeout",
+            Rejection::VersionNotSupported => "version_not_supported",
+            Rejection::Other => "other",
         }
     }
 
-    /// The rejection a refusal status stands for, if it is one we count.
+    /// The rejection a status stands for: `None` below 400.
     pub fn for_status(status: u16) -> Option<Rejection> {
-        match status {
-            400 => Some(Rejection::BadRequest),
-            408 => Some(Rejection::Timeout),
-            413 => Some(Rejection::BodyTooLarge),
-            431 => Some(Rejection::HeadTooLarge),
-            503 => Some(Rejection::MemoryFull),
-            _ => None,
-        }
+        Some(match status {
+            0..=399 => return None,
+            400 => Rejection::BadRequest,
+            404 => Rejection::NotFound,
+            405 => Rejection::MethodNotAllowed,
+            408 => Rejection::Timeout,
+            413 => Rejection::BodyTooLarge,
+            431 => Rejection::HeadTooLarge,
+            501 => Rejection::NotImplemented,
+            503 => Rejection::MemoryFull,
+            505 => Rejection::VersionNotSupported,
+            _ => Rejection::Other,
+        })
     }
 }
 
 /// The statuses the server answers with; requests are counted per status.
-const STATUSES: [u16; 11] = [200, 400, 404, 405, 408, 413, 431, 500, 501, 503, 505];
+const STATUSES: [u16; 13] = [
+    200, 204, 400, 404, 405, 408, 413, 431, 500, 501, 503, 505, 409,
+];
 
 /// Values read from the live state at scrape time.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Gauges {
     /// Connections open, the scraping one included.
     pub connections_open: usize,
+    /// Bytes held for answers not yet written: heads and small bodies,
+    /// bodies arriving, and expired events kept only for such answers.
+    pub answer_bytes_held: usize,
     /// Consumers parked.
     pub consumers_parked: usize,
     /// Events retained.
@@ -112,8 +147,8 @@ pub struct Gauges {
 /// Every counter the server keeps.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: [[u64; STATUSES.len() + 1]; 5],
-    rejected: [u64; 5],
+    requests: [[u64; STATUSES.len() + 1]; Endpoint::ALL.len()],
+    rejected: [u64; Rejection::ALL.len()],
     /// Events stored.
     pub pushes: u64,
     /// Events handed to consumers (an event sent to three groups counts three).
@@ -136,7 +171,7 @@ impl Metrics {
         let e = Endpoint::ALL
             .iter()
             .position(|&x| x == endpoint)
-            .unwrap_or(4);
+            .unwrap_or(Endpoint::ALL.len() - 1);
         let s = STATUSES
             .iter()
             .position(|&x| x == status)
@@ -150,11 +185,16 @@ impl Metrics {
     /// The exposition text, gauges first.
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
-        let gauges: [(&str, &str, usize); 6] = [
+        let gauges: [(&str, &str, usize); 7] = [
             (
                 "connections_open",
                 "Open client connections.",
                 g.connections_open,
+            ),
+            (
+                "answer_bytes_held",
+                "Bytes held for unwritten answers and arriving bodies, counted against --max-memory.",
+                g.answer_bytes_held,
             ),
             (
                 "consumers_parked",
@@ -168,7 +208,7 @@ impl Metrics {
             ),
             (
                 "event_bytes_live",
-                "Bytes of retained events, JSON plus bookkeeping, counted against --max-memory.",
+                "Bytes of retained events (pinned ones included), JSON plus bookkeeping, counted against --max-memory.",
                 g.event_bytes_live,
             ),
             ("keys", "Keys with events or groups.", g.keys),

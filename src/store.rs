@@ -25,12 +25,21 @@
 //! A take never returns an expired event, even before the sweep has freed it:
 //! it skips events whose `expires_at <= now`.
 //!
+//! An answer that the socket has not taken yet is not a copy: it names a
+//! sequence range of one key, and its bytes are read from here when the
+//! socket has room (see `render.rs`). While such an answer waits, its range
+//! is **pinned** ([`Store::pin`]): an event of it that expires stays in
+//! memory, counted in [`Store::live_bytes`] but never handed out again,
+//! until the last answer holding it is written ([`Store::unpin`]). So the
+//! memory limit bounds stored events and stalled answers together, and a
+//! client that never reads cannot make the server copy a batch.
+//!
 //! A group that has nobody parked and no retained event before its cursor is
 //! indistinguishable from a group that never read: it is forgotten, and
 //! recreated on demand. A key with no events and no groups is forgotten too.
 //! Without this, memory would grow with every distinct groupId ever seen.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 
 use slab::Slab;
@@ -55,6 +64,15 @@ pub struct ParkKey {
 /// allocator's header on the JSON's own allocation.
 pub const EVENT_OVERHEAD: usize =
     std::mem::size_of::<Event>() + std::mem::size_of::<(Millis, u32)>() + 16;
+
+/// A range of one key's events held by an unwritten answer; give it back
+/// with [`Store::unpin`]. A key with a pin is never forgotten, so its index
+/// stays valid while the pin lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pin {
+    key: u32,
+    seq: u64,
+}
 
 /// A group's unconsumed events at the moment of a take: the sequence range
 /// `[first, end)` of one key. Read the bytes with [`Store::batch_events`]
@@ -98,6 +116,12 @@ struct Key {
     groups: HashMap<Box<str>, u32>,
     /// Groups of this key with at least one parked consumer.
     waiting: Vec<u32>,
+    /// Unwritten answers by the first sequence they hold, with a count:
+    /// events from the smallest of them on are not freed when they expire.
+    pins: BTreeMap<u64, u32>,
+    /// Events at the front of `events` that have expired but are pinned:
+    /// their expiry entry is gone, they are freed when the pins move past.
+    zombies: usize,
 }
 
 #[derive(Debug)]
@@ -137,6 +161,8 @@ pub struct Store {
     expiry: VecDeque<(Millis, u32)>,
     live_bytes: usize,
     live_events: usize,
+    /// Bytes of expired events kept only for unwritten answers.
+    zombie_bytes: usize,
 }
 
 impl Store {
@@ -155,6 +181,7 @@ impl Store {
             expiry: VecDeque::new(),
             live_bytes: 0,
             live_events: 0,
+            zombie_bytes: 0,
         }
     }
 
@@ -171,8 +198,27 @@ impl Store {
         now: Millis,
         woken: &mut Vec<Delivery>,
     ) -> Result<u64, PushError> {
+        self.push_within(key, json, now, 0, woken)
+    }
+
+    /// [`Store::push`] when `held_elsewhere` bytes of the same memory limit
+    /// are already taken outside the store (unwritten answer heads, request
+    /// bodies on their way in).
+    pub fn push_within(
+        &mut self,
+        key: &str,
+        json: &[u8],
+        now: Millis,
+        held_elsewhere: usize,
+        woken: &mut Vec<Delivery>,
+    ) -> Result<u64, PushError> {
         let cost = json.len() + EVENT_OVERHEAD;
-        if self.live_bytes + cost > self.max_bytes {
+        if self
+            .live_bytes
+            .saturating_add(held_elsewhere)
+            .saturating_add(cost)
+            > self.max_bytes
+        {
             return Err(PushError::Full);
         }
         let key_idx = self.key_or_insert(key);
@@ -287,6 +333,24 @@ impl Store {
             .map(|e| &*e.json)
     }
 
+    /// The id and JSON of each event of `batch` from sequence `from` on, in
+    /// push order. Pinned events are still here after their expiry, so an
+    /// unwritten answer always finds what it was promised.
+    pub fn batch_events_from(
+        &self,
+        batch: &Batch,
+        from: u64,
+    ) -> impl Iterator<Item = (u64, &[u8])> {
+        let events = &self.keys[batch.key as usize].events;
+        let from = from.max(batch.seqs.start);
+        let start = events.partition_point(|e| e.seq < from);
+        let end = batch.seqs.end;
+        events
+            .range(start..)
+            .take_while(move |e| e.seq < end)
+            .map(|e| (e.seq, &*e.json))
+    }
+
     /// When the oldest retained event expires: the next time
     /// [`Store::expire`] has work.
     pub fn next_expiry(&self) -> Option<Millis> {
@@ -305,8 +369,17 @@ impl Store {
             }
             self.expiry.pop_front();
             let key = &mut self.keys[key_idx as usize];
-            if let Some(event) = key.events.pop_front() {
-                debug_assert_eq!(event.expires_at, at);
+            // The event this entry stands for is the first one after the
+            // zombies (expiry order is push order within a key).
+            let Some(event) = key.events.get(key.zombies) else {
+                continue;
+            };
+            debug_assert_eq!(event.expires_at, at);
+            let pinned = key.zombies > 0 || key.pins.keys().next().is_some_and(|&p| p <= event.seq);
+            if pinned {
+                key.zombies += 1;
+                self.zombie_bytes += event.json.len() + EVENT_OVERHEAD;
+            } else if let Some(event) = key.events.pop_front() {
                 self.live_bytes -= event.json.len() + EVENT_OVERHEAD;
                 self.live_events -= 1;
                 freed += 1;
@@ -318,25 +391,92 @@ impl Store {
         touched.sort_unstable();
         touched.dedup();
         for key_idx in touched {
-            let groups: Vec<u32> = self.keys[key_idx as usize]
-                .groups
-                .values()
-                .copied()
-                .collect();
-            for group in groups {
-                self.forget_if_unused(group);
-            }
-            self.forget_key_if_unused(key_idx);
+            self.forget_unused_in(key_idx);
         }
         freed
     }
 
-    /// Live events retained (some may have expired but not yet been swept).
+    /// Holds the events of `batch` (and every later one of its key) in
+    /// memory until [`Store::unpin`], even past their expiry.
+    pub fn pin(&mut self, batch: &Batch) -> Pin {
+        let key = &mut self.keys[batch.key as usize];
+        *key.pins.entry(batch.seqs.start).or_insert(0) += 1;
+        Pin {
+            key: batch.key,
+            seq: batch.seqs.start,
+        }
+    }
+
+    /// Moves `pin` forward to `seq` (the answer has written everything
+    /// before it), freeing expired events no answer holds any more.
+    pub fn repin(&mut self, pin: &mut Pin, seq: u64) {
+        if seq <= pin.seq {
+            return;
+        }
+        let key = &mut self.keys[pin.key as usize];
+        *key.pins.entry(seq).or_insert(0) += 1;
+        self.unpin(*pin);
+        pin.seq = seq;
+    }
+
+    /// Gives back a pin: expired events that no other answer holds are
+    /// freed now. Returns how many were.
+    pub fn unpin(&mut self, pin: Pin) -> usize {
+        let Some(key) = self.keys.get_mut(pin.key as usize) else {
+            return 0;
+        };
+        if let Some(count) = key.pins.get_mut(&pin.seq) {
+            *count -= 1;
+            if *count == 0 {
+                key.pins.remove(&pin.seq);
+            }
+        }
+        let held_from = key.pins.keys().next().copied().unwrap_or(u64::MAX);
+        let mut freed = 0;
+        while key.zombies > 0 && key.events.front().is_some_and(|e| e.seq < held_from) {
+            let Some(event) = key.events.pop_front() else {
+                break;
+            };
+            key.zombies -= 1;
+            let cost = event.json.len() + EVENT_OVERHEAD;
+            self.live_bytes -= cost;
+            self.zombie_bytes -= cost;
+            self.live_events -= 1;
+            freed += 1;
+        }
+        if freed > 0 {
+            self.forget_unused_in(pin.key);
+        }
+        freed
+    }
+
+    /// Bytes of expired events that stay only because an unwritten answer
+    /// holds them (part of [`Store::live_bytes`]).
+    pub fn zombie_bytes(&self) -> usize {
+        self.zombie_bytes
+    }
+
+    /// Forgets the groups of `key_idx` that became indistinguishable from
+    /// new ones, then the key itself if nothing is left of it.
+    fn forget_unused_in(&mut self, key_idx: u32) {
+        let Some(key) = self.keys.get(key_idx as usize) else {
+            return;
+        };
+        let groups: Vec<u32> = key.groups.values().copied().collect();
+        for group in groups {
+            self.forget_if_unused(group);
+        }
+        self.forget_key_if_unused(key_idx);
+    }
+
+    /// Events retained: live ones, those expired but not yet swept, and
+    /// those expired but pinned by an unwritten answer.
     pub fn live_events(&self) -> usize {
         self.live_events
     }
 
-    /// Bytes charged against the memory limit: JSON plus [`EVENT_OVERHEAD`].
+    /// Bytes charged against the memory limit: JSON plus [`EVENT_OVERHEAD`]
+    /// for every retained event, pinned ones included.
     pub fn live_bytes(&self) -> usize {
         self.live_bytes
     }
@@ -365,6 +505,8 @@ impl Store {
             events: VecDeque::new(),
             groups: HashMap::new(),
             waiting: Vec::new(),
+            pins: BTreeMap::new(),
+            zombies: 0,
         }) as u32;
         self.key_index.insert(name.into(), k);
         k
@@ -456,7 +598,7 @@ impl Store {
         let Some(key) = self.keys.get(key_idx as usize) else {
             return;
         };
-        if key.events.is_empty() && key.groups.is_empty() {
+        if key.events.is_empty() && key.groups.is_empty() && key.pins.is_empty() {
             let key = self.keys.remove(key_idx as usize);
             self.key_index.remove(&key.name);
         }

@@ -556,17 +556,39 @@ fn a_slow_writer_blocks_nobody() {
 
 /// A `HEAD` request is answered with a head and no body (RFC 9110 section
 /// 9.3.2): a body would be read by the client as the start of the next
-/// answer. SPEC.md's endpoints are GET and POST, so it is a `405`.
+/// answer. SPEC: "HEAD works wherever GET is safe (/healthz, /metrics): the
+/// same head, no body"; elsewhere it is a wrong method, 405 with Allow.
 #[test]
 fn head_requests_get_a_head_without_a_body() {
     let server = Server::start(&[]);
+    for path in ["/healthz", "/metrics"] {
+        let mut get = Raw::connect(&server);
+        get.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+        let full = get.read_response(secs(5.0));
+        let mut c = Raw::connect(&server);
+        c.send(format!("HEAD {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+        let bytes = c.read_until_close(secs(5.0));
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.starts_with("HTTP/1.1 200 "), "{path}: {text:?}");
+        assert!(
+            text.ends_with("\r\n\r\n"),
+            "a body followed the head: {text:?}"
+        );
+        let length = full.header("content-length").expect("GET has a length");
+        if path == "/healthz" {
+            assert!(
+                text.contains(&format!("\r\nContent-Length: {length}\r\n")),
+                "{text:?}"
+            );
+        }
+        assert!(text.contains("\r\nContent-Type: "), "{text:?}");
+    }
     let mut c = Raw::connect(&server);
-    c.send(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    c.send(b"HEAD /push?key=k HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     let bytes = c.read_until_close(secs(5.0));
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.starts_with("HTTP/1.1 405 "), "{text:?}");
-    assert!(text.contains("\r\nAllow: GET\r\n"), "{text:?}");
-    assert!(text.contains("\r\nContent-Length: "), "{text:?}");
+    assert!(text.contains("\r\nAllow: POST, OPTIONS\r\n"), "{text:?}");
     assert!(
         text.ends_with("\r\n\r\n"),
         "a body followed the head: {text:?}"

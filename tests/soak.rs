@@ -215,7 +215,7 @@ impl Client {
             Op::NotFound => error(404),
             Op::WrongMethod => {
                 error(405);
-                assert_eq!(r.header("allow"), Some("POST"), "{ctx}");
+                assert_eq!(r.header("allow"), Some("POST, OPTIONS"), "{ctx}");
             }
             Op::Healthz => {
                 want(200);

@@ -1,0 +1,326 @@
+//! The event loop: one thread, one `mio::Poll`, every socket.
+//!
+//! One turn of the loop ([`Server::run`]): ask the timer wheel how long we
+//! may sleep, `poll`, serve each connection epoll reports, fire the timers
+//! that are due, then visit the connections that asked to be come back to.
+//! Nothing here knows JSON: requests go to the API, bytes come and go
+//! through the connection's inbox and outbox.
+//!
+//! The loop is split by concern:
+//!
+//! - `accept.rs`: taking new connections, the limit on them, and the
+//!   back-off when file descriptors run out;
+//! - `serve.rs`: reading, cutting requests, answering or parking them, and
+//!   settling a connection's interest and timer afterwards;
+//! - `fanout.rs`: answering parked consumers in the turn of the push;
+//! - `timers.rs`: what each timer does when it fires;
+//! - `shutdown.rs`: SIGINT/SIGTERM and the drain;
+//! - `warn.rs`: warnings that a flood of clients cannot turn into a flood
+//!   of log lines.
+//!
+//! Tokens: the listener and the signal pipe have fixed tokens at the top of
+//! the range; a connection's token is its index in the `conns` slab.
+//!
+//! mio is edge-triggered: readiness is reported once, when it begins. So a
+//! connection's `readable` flag remembers that epoll said so until a read
+//! finds the socket empty, and a connection that stops early (its read
+//! budget spent, or its state not wanting input) is put on the `revisit`
+//! list by one rule, [`crate::connection::Connection::needs_visit`]:
+//! epoll will not remind us.
+
+mod accept;
+mod fanout;
+mod serve;
+mod shutdown;
+mod timers;
+mod warn;
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+
+use log::info;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use crate::api::{Api, Wake};
+use crate::config::{Config, Millis};
+use crate::connection::{Connection, Timeouts};
+use crate::memory::Meter;
+use crate::store::{Pin, Store};
+use crate::wheel::{TimerKey, TimerWheel};
+
+const LISTENER: Token = Token(usize::MAX);
+const SIGNALS: Token = Token(usize::MAX - 1);
+
+/// Readiness events taken from the kernel per `poll`.
+const EVENTS_PER_POLL: usize = 1024;
+/// Bytes read per `read` call.
+const READ_CHUNK: usize = 64 * 1024;
+/// The `listen(2)` backlog: room for a burst of 10,000 connects. The kernel
+/// caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: libc::c_int = 16_384;
+
+/// What a timer in the wheel is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// Look at connection `token` at tick `at`: the connection's
+    /// [`Connection::deadline`] says what for. `at` tells this entry from
+    /// one armed earlier for a connection that has since reused the slot.
+    Connection { token: usize, at: Millis },
+    /// Free expired events.
+    Sweep,
+    /// Try `accept` again after running out of file descriptors.
+    AcceptRetry,
+    /// Shutdown has waited long enough.
+    Drain,
+}
+
+/// Whether new connections are taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepting {
+    /// The listener is registered.
+    Open,
+    /// Out of file descriptors: the listener is deregistered until a
+    /// connection closes or the one retry timer fires.
+    Paused { retry: TimerKey },
+    /// Shutting down: the listener is gone.
+    Stopped,
+}
+
+/// The server: the listener, every connection, the store and the timers.
+pub struct Server {
+    poll: Poll,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    signals: Signals,
+    conns: Slab<Connection>,
+    wheel: TimerWheel<Timer>,
+    api: Api,
+    config: Config,
+    timeouts: Timeouts,
+    start: Instant,
+    /// Bytes held for clients outside the store: unwritten heads and small
+    /// bodies, request bodies arriving. Counted against `--max-memory`.
+    meter: Meter,
+    /// Where every `read` lands before it is appended to a connection.
+    read_scratch: Box<[u8]>,
+    /// Where small pieces of an answer are gathered for one `writev`.
+    write_scratch: Vec<u8>,
+    /// Pins of answers written out, to give back to the store.
+    released: Vec<Pin>,
+    /// Parked consumers a push answered, to write before the pusher's answer.
+    wakes: Vec<Wake>,
+    /// Connections to come back to this turn, without waiting for epoll.
+    revisit: Vec<usize>,
+    fired: Vec<Timer>,
+    sweep: Option<TimerKey>,
+    accepting: Accepting,
+    /// A connection closed while accepting was paused: try again this turn.
+    fd_freed: bool,
+    draining: bool,
+    drained: bool,
+    date: HttpDate,
+    warned: warn::Warnings,
+}
+
+impl Server {
+    /// Binds the listener and sets up the poll, the signal handlers and the
+    /// store. Nothing is accepted until [`Server::run`].
+    pub fn bind(config: Config) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let mut listener = TcpListener::bind(config.listen)?;
+        // mio listens with the standard library's backlog of 128; calling
+        // listen(2) again on a listening socket just raises it.
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: the descriptor is a valid listening socket we own.
+            if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        let local_addr = listener.local_addr()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)?;
+        let store = Store::new(config.event_ttl, config.max_memory);
+        Ok(Server {
+            poll,
+            listener,
+            local_addr,
+            signals,
+            // Grown as connections come, never reserved for the limit: a
+            // host with a huge fd limit must not pay for it up front.
+            conns: Slab::new(),
+            wheel: TimerWheel::new(0),
+            api: Api::new(store, config.poll_timeout),
+            timeouts: Timeouts {
+                request: config.header_timeout,
+                idle: config.idle_timeout,
+            },
+            config,
+            start: Instant::now(),
+            meter: Meter::default(),
+            read_scratch: vec![0; READ_CHUNK].into_boxed_slice(),
+            write_scratch: Vec::with_capacity(crate::render::WINDOW),
+            released: Vec::new(),
+            wakes: Vec::new(),
+            revisit: Vec::new(),
+            fired: Vec::new(),
+            sweep: None,
+            accepting: Accepting::Open,
+            fd_freed: false,
+            draining: false,
+            drained: false,
+            date: HttpDate::default(),
+            warned: warn::Warnings::default(),
+        })
+    }
+
+    /// The address the listener is bound to (with the real port if the
+    /// configuration asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Runs until SIGINT or SIGTERM, then drains and returns. Returns an
+    /// error only if the loop itself fails (`epoll_wait` does).
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_PER_POLL);
+        loop {
+            let timeout = self.sleep_time();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                // A signal interrupted epoll_wait: just go round again.
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    SIGNALS => self.shutdown(),
+                    Token(token) => self.ready(token, event),
+                }
+            }
+            self.fire_timers();
+            self.visit_again();
+            self.accept_if_freed();
+            if self.draining && (self.conns.is_empty() || self.drained) {
+                self.finish_drain();
+                info!("shut down");
+                return Ok(());
+            }
+        }
+    }
+
+    /// How long `poll` may sleep: until the next timer, or not at all if
+    /// connections are waiting for their turn.
+    fn sleep_time(&self) -> Option<Duration> {
+        if !self.revisit.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let next = self.wheel.next_deadline()?;
+        // mio rounds a partial millisecond up, so we never wake early.
+        Some(Duration::from_millis(next.saturating_sub(self.now())))
+    }
+
+    /// Connections that stopped early last turn, served once each before
+    /// the next poll (a connection that stops early again waits for the
+    /// turn after, so the others get theirs).
+    fn visit_again(&mut self) {
+        let tokens = std::mem::take(&mut self.revisit);
+        for &token in &tokens {
+            if let Some(conn) = self.conns.get_mut(token) {
+                conn.queued = false;
+                self.serve(token);
+            }
+        }
+        let mut tokens = tokens;
+        tokens.clear();
+        if self.revisit.is_empty() {
+            self.revisit = tokens;
+        }
+    }
+
+    /// Milliseconds since start, rounded down: a timer due at `t` fires only
+    /// once `t` whole milliseconds have passed.
+    fn now(&self) -> Millis {
+        floor_millis(self.start.elapsed())
+    }
+
+    /// The deadline `ms` from now, rounded up: never earlier than asked.
+    /// (Rounding down here would let a timer fire up to 1 ms early.)
+    fn deadline_in(&self, ms: Millis) -> Millis {
+        ceil_millis(self.start.elapsed()).saturating_add(ms)
+    }
+}
+
+/// The `Date` field value, formatted once a second (RFC 9110 section
+/// 6.6.1: every response from an origin server with a clock carries one).
+#[derive(Debug, Default)]
+struct HttpDate {
+    second: u64,
+    text: String,
+}
+
+impl HttpDate {
+    fn now(&mut self) -> &str {
+        let now = SystemTime::now();
+        let second = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if second != self.second || self.text.is_empty() {
+            self.second = second;
+            self.text = httpdate::fmt_http_date(now);
+        }
+        &self.text
+    }
+}
+
+/// Whole milliseconds in `d`, rounded down: the wheel's notion of "now".
+fn floor_millis(d: Duration) -> Millis {
+    d.as_millis() as Millis
+}
+
+/// Whole milliseconds in `d`, rounded up: where a deadline starts counting.
+/// With `now` rounded down and deadlines from a rounded-up start, a timer
+/// fires only once its full duration has really passed.
+fn ceil_millis(d: Duration) -> Millis {
+    floor_millis(d) + Millis::from(!d.subsec_nanos().is_multiple_of(1_000_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_and_now_rounds_down() {
+        let at = |ms: u64, ns: u32| Duration::from_millis(ms) + Duration::from_nanos(u64::from(ns));
+        assert_eq!((floor_millis(at(5, 0)), ceil_millis(at(5, 0))), (5, 5));
+        assert_eq!((floor_millis(at(5, 1)), ceil_millis(at(5, 1))), (5, 6));
+        assert_eq!(
+            (floor_millis(at(5, 999_999)), ceil_millis(at(5, 999_999))),
+            (5, 6)
+        );
+        // A 750 ms wait begun at 5.0001 ms is due at 756: the wheel fires it
+        // once floor(now) >= 756, i.e. after at least 750.9999 ms.
+        let start = at(5, 100_000);
+        let deadline = ceil_millis(start) + 750;
+        assert!(Duration::from_millis(deadline) >= start + Duration::from_millis(750));
+    }
+
+    #[test]
+    fn the_date_is_an_imf_fixdate() {
+        let mut date = HttpDate::default();
+        let text = date.now().to_string();
+        assert_eq!(text.len(), 29, "{text}");
+        assert!(text.ends_with(" GMT"), "{text}");
+        assert!(httpdate::parse_http_date(&text).is_ok());
+    }
+}

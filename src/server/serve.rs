@@ -1,0 +1,353 @@
+//! Serving one connection: read, cut requests, answer or park them, write,
+//! then settle what the connection needs from epoll and the wheel.
+//!
+//! [`Server::serve`] is the only place that reads from a socket, and
+//! [`Server::settle`] the only place that registers interest, arms a
+//! connection's timer or puts it on the revisit list, each derived from the
+//! connection's state (`Connection::interest`, `Connection::deadline`,
+//! `Connection::needs_visit`). Whatever happened to a connection, whether
+//! epoll reported it, a push answered it or a timer fired, ends in `settle`.
+
+use log::debug;
+use mio::Token;
+
+use super::Server;
+use crate::api::{Body, Context, Outcome, Request, Response};
+use crate::config::Millis;
+use crate::connection::{Fill, ReplyStyle, State};
+use crate::http::{self, HttpError};
+use crate::inbox::Framed;
+use crate::metrics::Endpoint;
+use crate::outbox::Outbox;
+use crate::store::ConsumerId;
+
+/// Reads one connection may do per visit before the others get a turn.
+const READS_PER_VISIT: usize = 16;
+
+impl Server {
+    /// Epoll reported readiness for `token`.
+    pub(super) fn ready(&mut self, token: usize, event: &mio::event::Event) {
+        // An event for a token with no connection is stale: the connection
+        // was closed earlier in this same batch of events. (If its slot was
+        // reused meanwhile, the new connection gets a spurious visit and its
+        // read simply returns WouldBlock.)
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        let hung_up = event.is_read_closed() || event.is_error();
+        conn.readable |= event.is_readable() || hung_up;
+        conn.hung_up |= hung_up;
+        // A parked consumer whose window is full cannot read its way to the
+        // FIN behind its pipelined bytes; the event itself says it came.
+        if hung_up
+            && matches!(conn.state(), State::Parked { .. })
+            && !conn.wants_input()
+            && let Some(park) = conn.peer_finished()
+        {
+            self.api.release(park);
+        }
+        self.serve(token);
+    }
+
+    /// Does everything there is to do on a connection now: write what is
+    /// owed, answer the requests that are complete, read more while the state
+    /// wants it (at most [`READS_PER_VISIT`] reads, to be fair), then settle.
+    pub(super) fn serve(&mut self, token: usize) {
+        let mut reads = 0;
+        loop {
+            if !self.flush(token) {
+                return;
+            }
+            self.process_input(token);
+            if !self.flush(token) {
+                return;
+            }
+            let now = self.now();
+            let Some(conn) = self.conns.get_mut(token) else {
+                return;
+            };
+            if !conn.readable || !conn.wants_input() || reads == READS_PER_VISIT {
+                break;
+            }
+            reads += 1;
+            match conn.fill(&mut self.read_scratch, now) {
+                Fill::Data { drained } => conn.readable &= !drained,
+                Fill::WouldBlock => conn.readable = false,
+                Fill::Closed => {
+                    conn.readable = false;
+                    if let Some(park) = conn.peer_finished() {
+                        self.api.release(park);
+                    }
+                }
+                Fill::Failed(e) => return self.close(token, &format!("read failed: {e}")),
+            }
+        }
+        self.settle(token);
+    }
+
+    /// Answers every complete request in the window, in order, until one
+    /// parks, the output backs up, or the connection closes.
+    fn process_input(&mut self, token: usize) {
+        loop {
+            let memory_left = self.memory_left();
+            let Some(conn) = self.conns.get_mut(token) else {
+                return;
+            };
+            if !conn.serves_requests() {
+                break;
+            }
+            let mut inbox = std::mem::take(&mut conn.inbox);
+            let (outcome, reply) =
+                match inbox.next_request(self.config.max_body, &self.meter, memory_left) {
+                    Err(e) => {
+                        inbox.discard(&self.meter);
+                        self.conns[token].inbox = inbox;
+                        self.protocol_error(token, e);
+                        break;
+                    }
+                    Ok(Framed::Partial { expect_continue }) => {
+                        if expect_continue {
+                            conn.outbox
+                                .push_bytes(|b| b.extend_from_slice(http::CONTINUE));
+                        }
+                        conn.inbox = inbox;
+                        break;
+                    }
+                    Ok(Framed::Request { head, body }) => {
+                        let reply = ReplyStyle {
+                            keep_alive: head.keep_alive && !self.draining,
+                            minor_version: head.minor_version,
+                            head_only: head.method == http::Method::Head,
+                        };
+                        let request = Request {
+                            method: head.method,
+                            path: head.path,
+                            query: head.query,
+                            body,
+                        };
+                        let context = Context {
+                            now: self.now(),
+                            connections_open: self.conns.len(),
+                            held_elsewhere: self.meter.held(),
+                        };
+                        let outcome =
+                            self.api
+                                .handle(&request, ConsumerId(token), &context, &mut self.wakes);
+                        (outcome, reply)
+                    }
+                };
+            inbox.finish_request(&self.meter);
+            let input_finished = inbox.input_finished();
+            self.conns[token].inbox = inbox;
+            // Every consumer this push answers is answered before the pusher.
+            self.deliver_wakes();
+            self.schedule_sweep();
+            match outcome {
+                Outcome::Reply(response) => self.respond(token, &response, reply),
+                // The client sent FIN with this get: it is gone, and a
+                // consumer that would wait is owed nothing.
+                Outcome::Park { park, .. } if input_finished => self.api.release(park),
+                Outcome::Park { park, wait } => self.park(token, park, reply, wait),
+            }
+        }
+        if let Some(conn) = self.conns.get_mut(token) {
+            conn.input_exhausted();
+        }
+    }
+
+    /// Parks a blocking-get: the connection waits, holding no buffers, with
+    /// one timer at its deadline.
+    fn park(&mut self, token: usize, park: crate::store::ParkKey, reply: ReplyStyle, wait: Millis) {
+        let deadline = self.deadline_in(wait);
+        debug!("#{token} parked until {deadline} ms");
+        self.conns[token].park(park, reply, deadline);
+    }
+
+    /// A request that cannot be framed: answer it, then close, since the
+    /// rest of the stream cannot be trusted.
+    fn protocol_error(&mut self, token: usize, e: HttpError) {
+        let peer = self.conns[token].peer;
+        self.warn_limited(
+            "protocol",
+            format_args!("#{token} {peer}: {} {}, closing", e.status, e.message),
+        );
+        let mut response = Response::error(Endpoint::Other, e.status, e.message);
+        if e.status == 503 {
+            response.extra = &[("Retry-After", "1")];
+        }
+        self.respond(token, &response, ReplyStyle::CLOSING);
+    }
+
+    /// Queues `response` on the connection and moves it to its next state.
+    /// It is written by the flush that follows.
+    pub(super) fn respond(&mut self, token: usize, response: &Response, reply: ReplyStyle) {
+        self.api.metrics.request(response.endpoint, response.status);
+        debug!(
+            "#{token} {:?} answered {}",
+            response.endpoint, response.status
+        );
+        if response.status == 503 {
+            let held = self.api.store.live_bytes() + self.meter.held();
+            self.warn_limited(
+                "memory",
+                format_args!(
+                    "refusing pushes: {held} bytes held for events and answers (--max-memory)"
+                ),
+            );
+        }
+        let now = self.now();
+        let date = self.date.now();
+        let conn = &mut self.conns[token];
+        queue_response(&mut conn.outbox, response, reply, date);
+        conn.answered(reply.keep_alive, now);
+    }
+
+    /// Writes what the connection owes, as far as the socket takes it.
+    /// Returns false if the connection was closed (the write failed).
+    pub(super) fn flush(&mut self, token: usize) -> bool {
+        let now = self.now();
+        let Server {
+            conns,
+            api,
+            write_scratch,
+            released,
+            ..
+        } = self;
+        let Some(conn) = conns.get_mut(token) else {
+            return false;
+        };
+        if conn.outbox.is_empty() {
+            return true;
+        }
+        let result = conn
+            .outbox
+            .flush(&mut conn.stream, &api.store, write_scratch, released);
+        match result {
+            Ok(flushed) => {
+                if flushed.wrote > 0 {
+                    conn.wrote(now);
+                }
+                conn.check_backlog();
+                self.release_pins();
+                true
+            }
+            Err(e) => {
+                // What was owed is lost with the connection.
+                self.close(token, &format!("write failed: {e}"));
+                false
+            }
+        }
+    }
+
+    /// After anything happened on a connection: make epoll, the wheel and the
+    /// revisit list agree with its state. The one place where those follow
+    /// from the state.
+    pub(super) fn settle(&mut self, token: usize) {
+        let now = self.now();
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        conn.linger_if_flushed(now);
+        if conn.is_finished() {
+            return self.close(token, "finished");
+        }
+        conn.outbox.pin_bodies(&mut self.api.store);
+        let interest = conn.interest();
+        if interest != conn.registered {
+            match self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, Token(token), interest)
+            {
+                Ok(()) => conn.registered = interest,
+                Err(e) => return self.close(token, &format!("reregister failed: {e}")),
+            }
+        }
+        self.arm(token);
+        let conn = &mut self.conns[token];
+        if conn.needs_visit() && !conn.queued {
+            conn.queued = true;
+            self.revisit.push(token);
+        }
+    }
+
+    /// Closes a connection now. A parked consumer is dropped first, so it
+    /// consumes nothing; what was owed to it is lost with it.
+    pub(super) fn close(&mut self, token: usize, why: &str) {
+        let Some(mut conn) = self.conns.try_remove(token) else {
+            return;
+        };
+        if let State::Parked { park, .. } = conn.state() {
+            self.api.release(park);
+        }
+        if let Some((key, _)) = conn.armed {
+            self.wheel.cancel(key);
+        }
+        conn.outbox.discard(&mut self.released);
+        conn.inbox.discard(&self.meter);
+        self.release_pins();
+        debug!("#{token} {} closed: {why}", conn.peer);
+        // Dropping the stream closes the descriptor, which also removes it
+        // from the epoll set: no descriptor of it was ever duplicated.
+        drop(conn);
+        if matches!(self.accepting, super::Accepting::Paused { .. }) {
+            self.fd_freed = true;
+        }
+    }
+
+    /// Gives the store back the pins of answers written out or dropped.
+    fn release_pins(&mut self) {
+        for pin in self.released.drain(..) {
+            self.api.store.unpin(pin);
+        }
+    }
+
+    /// Bytes that may still be taken before `--max-memory`.
+    pub(super) fn memory_left(&self) -> usize {
+        let held = self.api.store.live_bytes() + self.meter.held();
+        self.config.max_memory.saturating_sub(held)
+    }
+}
+
+/// Queues the head and body of `response` framed for `reply`: the head and
+/// small bodies as bytes, a batch as a body read from the store at write
+/// time. Every response carries `Date` and `Cache-Control: no-store` (a
+/// queue's answers must never be served from a cache).
+pub(super) fn queue_response(
+    outbox: &mut Outbox,
+    response: &Response,
+    reply: ReplyStyle,
+    date: &str,
+) {
+    let mut fields = [("", ""); 8];
+    fields[0] = ("Date", date);
+    fields[1] = ("Cache-Control", "no-store");
+    let mut n = 2;
+    for &field in response.extra.iter().take(fields.len() - n) {
+        fields[n] = field;
+        n += 1;
+    }
+    let body_len = response.body.len();
+    outbox.push_bytes(|out| {
+        http::write_response_head(
+            out,
+            response.status,
+            response.content_type,
+            &fields[..n],
+            body_len,
+            reply.keep_alive,
+            reply.minor_version,
+        );
+        if reply.head_only {
+            return;
+        }
+        match &response.body {
+            Body::Static(bytes) => out.extend_from_slice(bytes),
+            Body::Owned(bytes) => out.extend_from_slice(bytes),
+            Body::Batch(_) => {}
+        }
+    });
+    if let (false, Body::Batch(body)) = (reply.head_only, &response.body) {
+        outbox.push_body(body.clone());
+    }
+}

@@ -1,0 +1,137 @@
+//! What each timer does when it fires, and how a connection's timer is kept
+//! in step with its state.
+//!
+//! A connection has at most one wheel entry, the one in `Connection::armed`,
+//! armed by [`Server::arm`] from `Connection::deadline`. An entry that fires
+//! no later than the state needs is kept when the state changes (a
+//! keep-alive connection that answers a request every millisecond does not
+//! touch the wheel each time): when it fires, the deadline is derived again,
+//! and only if the wait it stands for is really over does anything happen.
+//! Otherwise the timer is armed again for the new deadline. So a fired
+//! timer never acts on a state it was not armed for.
+
+use log::debug;
+
+use super::{Server, Timer};
+use crate::api::Response;
+use crate::config::Millis;
+use crate::connection::{ReplyStyle, State, TimerKind};
+use crate::metrics::Endpoint;
+
+/// Sweeps of expired events are rounded up to this, so events pushed close
+/// together are freed by one wake-up (SPEC.md allows 1 s).
+const SWEEP_GRANULARITY: Millis = 100;
+
+impl Server {
+    /// Fires every timer that is due.
+    pub(super) fn fire_timers(&mut self) {
+        let now = self.now();
+        let mut fired = std::mem::take(&mut self.fired);
+        self.wheel.advance(now, &mut fired);
+        for timer in fired.drain(..) {
+            match timer {
+                Timer::Connection { token, at } => self.connection_timer(token, at, now),
+                Timer::Sweep => {
+                    self.sweep = None;
+                    self.api.sweep(now);
+                    self.schedule_sweep();
+                }
+                Timer::AcceptRetry => self.resume_accepting(true),
+                Timer::Drain => self.drained = true,
+            }
+        }
+        self.fired = fired;
+    }
+
+    /// Makes the connection's one wheel entry fire no later than its state's
+    /// deadline, and not at all if the state has none.
+    pub(super) fn arm(&mut self, token: usize) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        let wanted = conn.deadline(&self.timeouts).map(|(_, at)| at);
+        match (conn.armed, wanted) {
+            // Fires in time: when it does, the deadline is looked at again.
+            (Some((_, armed)), Some(at)) if armed <= at => {}
+            (None, None) => {}
+            (armed, wanted) => {
+                if let Some((key, _)) = armed {
+                    self.wheel.cancel(key);
+                }
+                conn.armed =
+                    wanted.map(|at| (self.wheel.insert(at, Timer::Connection { token, at }), at));
+            }
+        }
+    }
+
+    fn connection_timer(&mut self, token: usize, at: Millis, now: Millis) {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return;
+        };
+        // The connection's entry is cancelled whenever it is replaced or the
+        // connection closes, so this is it; the check costs nothing.
+        if conn.armed.map(|(_, armed)| armed) != Some(at) {
+            return;
+        }
+        conn.armed = None;
+        match conn.deadline(&self.timeouts) {
+            Some((kind, deadline)) if deadline <= now => self.time_out(token, kind),
+            // The wait is not over (the state moved on): arm for the new one.
+            _ => self.settle(token),
+        }
+    }
+
+    /// The wait `kind` of connection `token` is over.
+    fn time_out(&mut self, token: usize, kind: TimerKind) {
+        let peer = self.conns[token].peer;
+        match kind {
+            TimerKind::Poll => {
+                let now = self.now();
+                let conn = &mut self.conns[token];
+                let State::Parked { park, .. } = conn.state() else {
+                    return;
+                };
+                let Some(reply) = conn.unparked(now) else {
+                    return;
+                };
+                let response = self.api.timed_out(park);
+                self.respond(token, &response, reply);
+                self.serve(token);
+            }
+            TimerKind::Request => {
+                self.warn_limited(
+                    "slow request",
+                    format_args!(
+                        "#{token} {peer}: request not received within --header-timeout, closing"
+                    ),
+                );
+                let response = Response::error(
+                    Endpoint::Other,
+                    408,
+                    "request not received within --header-timeout",
+                );
+                let meter = self.meter.clone();
+                self.conns[token].inbox.discard(&meter);
+                self.respond(token, &response, ReplyStyle::CLOSING);
+                self.serve(token);
+            }
+            TimerKind::Idle => self.close(token, "idle"),
+            TimerKind::Stalled => {
+                debug!("#{token} {peer}: took no byte of its answers for --idle-timeout");
+                self.close(token, "stalled: the client does not read");
+            }
+            TimerKind::Linger => self.close(token, "closed after answering"),
+        }
+    }
+
+    /// Keeps one sweep timer pending while any event is retained.
+    pub(super) fn schedule_sweep(&mut self) {
+        if self.sweep.is_some() {
+            return;
+        }
+        if let Some(at) = self.api.store.next_expiry() {
+            let at = at.div_ceil(SWEEP_GRANULARITY) * SWEEP_GRANULARITY;
+            self.sweep = Some(self.wheel.insert(at, Timer::Sweep));
+        }
+    }
+}
