@@ -242,8 +242,8 @@ impl Api {
             connections_open: cx.connections_open,
             answer_bytes_held: cx.held_elsewhere + store.zombie_bytes(),
             consumers_parked: store.parked(),
-            events_live: store.live_events(),
-            event_bytes_live: store.live_bytes(),
+            events_live: store.live_events() - store.zombie_events(),
+            event_bytes_live: store.live_bytes() - store.zombie_bytes(),
             keys: store.keys(),
             groups: store.groups(),
         }

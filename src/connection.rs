@@ -174,6 +174,10 @@ pub struct Connection {
     served: u64,
     /// The connection is on the loop's list of connections to visit.
     pub queued: bool,
+    /// Bytes the kernel still held unacknowledged for the client when the
+    /// socket was last found full: the kernel's buffers hide a client's
+    /// reads from us, this shows them.
+    kernel_queue: Option<u32>,
 }
 
 impl Connection {
@@ -199,6 +203,7 @@ impl Connection {
             active_since: now,
             served: 0,
             queued: false,
+            kernel_queue: None,
         }
     }
 
@@ -321,6 +326,38 @@ impl Connection {
     /// Bytes went out at `now`: the client is reading.
     pub fn wrote(&mut self, now: Millis) {
         self.active_since = now;
+    }
+
+    /// The socket was found full: remember how much the kernel holds.
+    pub fn socket_full(&mut self) {
+        self.kernel_queue = self.unacknowledged();
+    }
+
+    /// The stall timer ran out: whether the client has taken bytes since the
+    /// socket was last found full. A client reading slowly from the
+    /// kernel's buffers gives the server no chance to write (and so to see
+    /// progress) for a long while; the kernel's count of unacknowledged
+    /// bytes shows that it reads. If it did, its clock restarts at `now`.
+    pub fn took_bytes(&mut self, now: Millis) -> bool {
+        let queue = self.unacknowledged();
+        let took =
+            matches!((self.kernel_queue, queue), (Some(before), Some(after)) if after < before);
+        self.kernel_queue = queue;
+        if took {
+            self.active_since = now;
+        }
+        took
+    }
+
+    /// Bytes written to the socket that the client has not acknowledged
+    /// (`SIOCOUTQ`); `None` if the kernel will not say.
+    fn unacknowledged(&self) -> Option<u32> {
+        use std::os::fd::AsRawFd;
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) writes one int through the pointer,
+        // which points at a live c_int; the descriptor is our open socket.
+        let rc = unsafe { libc::ioctl(self.stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+        (rc == 0).then(|| u32::try_from(queued).unwrap_or(0))
     }
 
     /// The first byte of a new request arrived at `now`.

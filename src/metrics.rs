@@ -129,8 +129,8 @@ const STATUSES: [u16; 13] = [
 pub struct Gauges {
     /// Connections open, the scraping one included.
     pub connections_open: usize,
-    /// Bytes held for answers not yet written: heads and small bodies,
-    /// bodies arriving, and expired events kept only for such answers.
+    /// Bytes held for answers not yet written (heads and small bodies, and
+    /// expired events kept only for them) and for bodies arriving.
     pub answer_bytes_held: usize,
     /// Consumers parked.
     pub consumers_parked: usize,
@@ -208,7 +208,7 @@ impl Metrics {
             ),
             (
                 "event_bytes_live",
-                "Bytes of retained events (pinned ones included), JSON plus bookkeeping, counted against --max-memory.",
+                "Bytes of retained events, JSON plus bookkeeping, counted against --max-memory.",
                 g.event_bytes_live,
             ),
             ("keys", "Keys with events or groups.", g.keys),

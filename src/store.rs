@@ -161,7 +161,8 @@ pub struct Store {
     expiry: VecDeque<(Millis, u32)>,
     live_bytes: usize,
     live_events: usize,
-    /// Bytes of expired events kept only for unwritten answers.
+    /// Expired events kept only for unwritten answers, and their bytes.
+    zombie_events: usize,
     zombie_bytes: usize,
 }
 
@@ -181,6 +182,7 @@ impl Store {
             expiry: VecDeque::new(),
             live_bytes: 0,
             live_events: 0,
+            zombie_events: 0,
             zombie_bytes: 0,
         }
     }
@@ -378,6 +380,7 @@ impl Store {
             let pinned = key.zombies > 0 || key.pins.keys().next().is_some_and(|&p| p <= event.seq);
             if pinned {
                 key.zombies += 1;
+                self.zombie_events += 1;
                 self.zombie_bytes += event.json.len() + EVENT_OVERHEAD;
             } else if let Some(event) = key.events.pop_front() {
                 self.live_bytes -= event.json.len() + EVENT_OVERHEAD;
@@ -438,6 +441,7 @@ impl Store {
                 break;
             };
             key.zombies -= 1;
+            self.zombie_events -= 1;
             let cost = event.json.len() + EVENT_OVERHEAD;
             self.live_bytes -= cost;
             self.zombie_bytes -= cost;
@@ -454,6 +458,12 @@ impl Store {
     /// holds them (part of [`Store::live_bytes`]).
     pub fn zombie_bytes(&self) -> usize {
         self.zombie_bytes
+    }
+
+    /// Expired events that stay only because an unwritten answer holds them
+    /// (part of [`Store::live_events`]).
+    pub fn zombie_events(&self) -> usize {
+        self.zombie_events
     }
 
     /// Forgets the groups of `key_idx` that became indistinguishable from
@@ -797,5 +807,70 @@ mod tests {
         assert_eq!(woken.len(), 100);
         assert!(woken.iter().all(|d| d.batch == woken[0].batch));
         assert_eq!(s.parked(), 0);
+    }
+
+    #[test]
+    fn a_pinned_event_outlives_its_ttl_until_the_last_pin_goes() {
+        let mut s = Store::new(1000, usize::MAX);
+        push(&mut s, "k", "1", 0);
+        push(&mut s, "k", "22", 500);
+        let batch = s.take("k", "g", 1).unwrap();
+        let first = s.pin(&batch);
+        let second = s.pin(&batch);
+        assert_eq!(s.expire(1000), 0, "pinned: not freed");
+        assert_eq!((s.live_events(), s.zombie_events()), (2, 1));
+        assert_eq!(s.zombie_bytes(), 1 + EVENT_OVERHEAD);
+        // Still readable for the answer that holds it, never handed out again.
+        assert_eq!(render(&s, &batch), "[1,22]");
+        assert_eq!(take(&mut s, "k", "h", 1001), "[22]");
+        assert_eq!(s.unpin(first), 0, "another answer still holds it");
+        assert_eq!(s.unpin(second), 1);
+        assert_eq!(
+            (s.live_events(), s.zombie_events(), s.zombie_bytes()),
+            (1, 0, 0)
+        );
+        assert_eq!(s.expire(1500), 1);
+        assert_eq!((s.live_bytes(), s.keys(), s.groups()), (0, 0, 0));
+    }
+
+    #[test]
+    fn moving_a_pin_frees_what_the_answer_has_written() {
+        let mut s = Store::new(1000, usize::MAX);
+        for i in 0..3 {
+            push(&mut s, "k", &i.to_string(), 0);
+        }
+        let batch = s.take("k", "g", 1).unwrap();
+        let mut pin = s.pin(&batch);
+        s.expire(1000);
+        assert_eq!(s.zombie_events(), 3);
+        let third = batch.seqs.start + 2;
+        s.repin(&mut pin, third);
+        assert_eq!(s.zombie_events(), 1, "the two written events are freed");
+        s.unpin(pin);
+        assert_eq!((s.live_events(), s.keys()), (0, 0));
+    }
+
+    #[test]
+    fn a_pin_on_one_key_holds_nothing_of_another() {
+        let mut s = Store::new(1000, usize::MAX);
+        push(&mut s, "a", "1", 0);
+        push(&mut s, "b", "2", 0);
+        let batch = s.take("a", "g", 1).unwrap();
+        let pin = s.pin(&batch);
+        assert_eq!(s.expire(1000), 1, "b's event is freed");
+        assert_eq!(s.zombie_events(), 1);
+        s.unpin(pin);
+        assert_eq!(s.live_events(), 0);
+    }
+
+    #[test]
+    fn pushes_count_bytes_held_elsewhere_against_the_limit() {
+        let mut s = Store::new(1000, 100 + EVENT_OVERHEAD);
+        let mut woken = Vec::new();
+        assert_eq!(
+            s.push_within("k", b"1", 0, 100, &mut woken),
+            Err(PushError::Full)
+        );
+        assert!(s.push_within("k", b"1", 0, 99, &mut woken).is_ok());
     }
 }

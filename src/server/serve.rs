@@ -227,6 +227,9 @@ impl Server {
                 if flushed.wrote > 0 {
                     conn.wrote(now);
                 }
+                if !flushed.done {
+                    conn.socket_full();
+                }
                 conn.check_backlog();
                 self.release_pins();
                 true

@@ -117,6 +117,11 @@ impl Server {
             }
             TimerKind::Idle => self.close(token, "idle"),
             TimerKind::Stalled => {
+                let now = self.now();
+                if self.conns[token].took_bytes(now) {
+                    // Slow, not stalled: wait another idle timeout.
+                    return self.settle(token);
+                }
                 debug!("#{token} {peer}: took no byte of its answers for --idle-timeout");
                 self.close(token, "stalled: the client does not read");
             }
