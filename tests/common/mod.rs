@@ -805,3 +805,22 @@ pub fn rss_bytes(pid: u32) -> u64 {
         .expect("VmRSS");
     kib * 1024
 }
+
+impl Raw {
+    /// Reads until the peer closes, or until `first` passes with nothing
+    /// received, or `quiet` passes after the last byte that came; returns
+    /// every byte not yet consumed, unparsed. For replies that may be
+    /// malformed, bodiless (HEAD) or several to one send, where
+    /// [`Raw::read_response`] would panic or misframe.
+    pub fn read_until_quiet(&mut self, first: Duration, quiet: Duration) -> Vec<u8> {
+        let mut deadline = after(first);
+        loop {
+            if self.fill(deadline) {
+                deadline = after(quiet);
+            } else if self.eof || Instant::now() >= deadline {
+                break;
+            }
+        }
+        std::mem::take(&mut self.buf)
+    }
+}
