@@ -14,10 +14,10 @@
 //! consumer.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 
 use crate::memory::Meter;
-use crate::render::{BatchBody, Segments};
+use crate::render::{BatchBody, MAX_SEGMENTS, Segments};
 use crate::store::{Pin, Store};
 
 /// Bytes charged for a queued body on top of the events it shares: the
@@ -139,7 +139,8 @@ impl Outbox {
                         Piece::Body { body, .. } => body.segments(store, &mut window),
                     }
                 }
-                match stream.write_vectored(&window.io_slices()) {
+                let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS];
+                match stream.write_vectored(window.io_slices(&mut slices)) {
                     // The socket cannot take more, ever.
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Ok(n) => n,

@@ -16,6 +16,8 @@
 //! one besides the API that knows the JSON framing of a batch; the event
 //! loop sees an opaque body with a length.
 
+use std::io::IoSlice;
+
 use crate::store::{Batch, Store};
 
 /// Bytes below which an event is copied into the write window rather than
@@ -78,6 +80,11 @@ impl BatchBody {
         self.len
     }
 
+    /// Never: even an empty batch is `[]`.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Bytes not yet written.
     pub fn remaining(&self) -> usize {
         self.remaining
@@ -103,7 +110,14 @@ impl BatchBody {
             if !out.has_room() {
                 return;
             }
-            frame_parts(self.format, first, id, json, &mut skip, out);
+            let separator: &'static [u8] = if first { b"[" } else { b"," };
+            if skip == 0 && self.format == Format::Raw {
+                // The common case, a whole raw frame: no bookkeeping.
+                out.push_static(separator);
+                out.push_stored(json);
+            } else {
+                frame_parts(self.format, separator, id, json, &mut skip, out);
+            }
             first = false;
         }
         if out.has_room() {
@@ -116,6 +130,12 @@ impl BatchBody {
     pub fn advance(&mut self, store: &Store, mut n: usize) {
         debug_assert!(n <= self.remaining);
         self.remaining -= n;
+        if self.remaining == 0 {
+            // All of it, as a small batch usually goes: nothing to walk.
+            self.next_seq = self.batch.seqs.end;
+            self.into_frame = 1;
+            return;
+        }
         for (id, json) in store.batch_events_from(&self.batch, self.next_seq) {
             let left = frame_len(self.format, id, json) - self.into_frame;
             if n < left {
@@ -147,13 +167,12 @@ const ENVELOPE_DATA: &[u8] = br#","data":"#;
 /// (the part an earlier write already sent); `*skip` ends at 0.
 fn frame_parts<'a>(
     format: Format,
-    first: bool,
+    separator: &'static [u8],
     id: u64,
     json: &'a [u8],
     skip: &mut usize,
     out: &mut Segments<'a, '_>,
 ) {
-    let separator: &'static [u8] = if first { b"[" } else { b"," };
     let mut part = |bytes: Part<'a>, out: &mut Segments<'a, '_>| {
         let len = bytes.len();
         if *skip >= len {
@@ -227,10 +246,12 @@ enum Segment<'a> {
 
 /// A write window being assembled: slices that outlive it, and a scratch
 /// buffer for the small pieces. Turned into `IoSlice`s only once complete,
-/// so the scratch buffer may grow while it is filled.
+/// so the scratch buffer may grow while it is filled. It lives on the stack:
+/// building a window allocates nothing.
 #[derive(Debug)]
 pub struct Segments<'a, 's> {
-    segments: Vec<Segment<'a>>,
+    segments: [Segment<'a>; MAX_SEGMENTS],
+    count: usize,
     scratch: &'s mut Vec<u8>,
     bytes: usize,
 }
@@ -240,7 +261,8 @@ impl<'a, 's> Segments<'a, 's> {
     pub fn new(scratch: &'s mut Vec<u8>) -> Segments<'a, 's> {
         scratch.clear();
         Segments {
-            segments: Vec::with_capacity(MAX_SEGMENTS),
+            segments: [Segment::Copied(0, 0); MAX_SEGMENTS],
+            count: 0,
             scratch,
             bytes: 0,
         }
@@ -248,7 +270,7 @@ impl<'a, 's> Segments<'a, 's> {
 
     /// Whether more bytes may be added.
     pub fn has_room(&self) -> bool {
-        self.bytes < WINDOW && self.segments.len() < MAX_SEGMENTS
+        self.bytes < WINDOW && self.count < MAX_SEGMENTS
     }
 
     /// Bytes in the window.
@@ -257,13 +279,20 @@ impl<'a, 's> Segments<'a, 's> {
         self.bytes
     }
 
+    /// Whether the window is empty.
+    #[cfg(test)]
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+
     /// Adds bytes that live at least as long as the window.
     pub fn push_stored(&mut self, bytes: &'a [u8]) {
         if bytes.len() < COPY_BELOW {
             self.push_copy(bytes);
         } else {
             self.bytes += bytes.len();
-            self.segments.push(Segment::Borrowed(bytes));
+            self.segments[self.count] = Segment::Borrowed(bytes);
+            self.count += 1;
         }
     }
 
@@ -281,29 +310,36 @@ impl<'a, 's> Segments<'a, 's> {
         let start = self.scratch.len();
         self.scratch.extend_from_slice(bytes);
         self.bytes += bytes.len();
-        match self.segments.last_mut() {
-            Some(Segment::Copied(_, end)) if *end == start => *end = self.scratch.len(),
-            _ => self
-                .segments
-                .push(Segment::Copied(start, self.scratch.len())),
+        let end = self.scratch.len();
+        match self
+            .count
+            .checked_sub(1)
+            .map(|last| &mut self.segments[last])
+        {
+            Some(Segment::Copied(_, e)) if *e == start => *e = end,
+            _ => {
+                self.segments[self.count] = Segment::Copied(start, end);
+                self.count += 1;
+            }
         }
     }
 
-    /// The window as slices for `writev`.
-    pub fn io_slices(&self) -> Vec<std::io::IoSlice<'_>> {
-        self.segments
-            .iter()
-            .map(|s| match *s {
-                Segment::Borrowed(b) => std::io::IoSlice::new(b),
-                Segment::Copied(start, end) => std::io::IoSlice::new(&self.scratch[start..end]),
-            })
-            .collect()
+    /// The window as slices for `writev`, in `out`.
+    pub fn io_slices<'b>(&'b self, out: &'b mut [IoSlice<'b>; MAX_SEGMENTS]) -> &'b [IoSlice<'b>] {
+        for (slot, segment) in out.iter_mut().zip(&self.segments[..self.count]) {
+            *slot = match *segment {
+                Segment::Borrowed(b) => IoSlice::new(b),
+                Segment::Copied(start, end) => IoSlice::new(&self.scratch[start..end]),
+            };
+        }
+        &out[..self.count]
     }
 
     /// The window's bytes joined.
     #[cfg(test)]
     pub fn to_vec(&self) -> Vec<u8> {
-        self.io_slices()
+        let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS];
+        self.io_slices(&mut slices)
             .iter()
             .flat_map(|s| s.iter().copied())
             .collect()
@@ -382,7 +418,12 @@ mod tests {
         let mut window = Segments::new(&mut scratch);
         body.segments(&store, &mut window);
         assert_eq!(window.len(), big.len() + 2);
-        assert_eq!(window.io_slices().len(), 3, "[, the event itself, ]");
+        let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS];
+        assert_eq!(
+            window.io_slices(&mut slices).len(),
+            3,
+            "[, the event itself, ]"
+        );
         assert_eq!(scratch.len(), 2, "only the brackets were copied");
     }
 
@@ -395,7 +436,8 @@ mod tests {
         let mut scratch = Vec::new();
         let mut window = Segments::new(&mut scratch);
         body.segments(&store, &mut window);
-        assert!(window.io_slices().len() <= MAX_SEGMENTS);
+        let mut slices = [IoSlice::new(&[]); MAX_SEGMENTS];
+        assert!(window.io_slices(&mut slices).len() <= MAX_SEGMENTS);
         let first = window.len();
         assert!(first < body.len());
         body.advance(&store, first);
