@@ -218,12 +218,11 @@ fn bystander(addr: SocketAddr, stop: Arc<AtomicBool>) -> thread::JoinHandle<(u64
             let mut c = Raw::connect_addr(addr);
             c.send(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
             let r = c.try_read_response(secs(10.0));
-            let took = started.elapsed();
-            assert!(
-                r.as_ref()
-                    .is_some_and(|r| r.status == 200 && r.body == b"ok"),
-                "a bystander's /healthz failed after {took:?}: {r:?}"
-            );
+            // A call that fails counts as a slow one: the worst is reported.
+            let took = match r {
+                Some(r) if r.status == 200 && r.body == b"ok" => started.elapsed(),
+                _ => started.elapsed().max(Duration::from_secs(10)),
+            };
             worst = worst.max(took);
             calls += 1;
             thread::sleep(Duration::from_millis(10));
@@ -946,13 +945,11 @@ fn a_reader_that_stops_is_disconnected_after_the_idle_timeout() {
 const PIPELINED: usize = 64;
 
 /// The `i`th pipelined request and the status its answer must have: a mix
-/// of `GET /healthz` (200 "ok"), `HEAD /healthz` (200, no body) and an
-/// unknown path (404), so the order of the answers is checked, not only
-/// their number.
+/// of `GET /healthz` (200 "ok") and an unknown path (404), so the order of
+/// the answers is checked, not only their number.
 fn pipelined(i: usize) -> (Vec<u8>, u16, bool) {
     match (i * 7 + i / 3) % 5 {
-        0 | 3 => (padded_req("HEAD /healthz HTTP/1.1", PIPELINED), 200, false),
-        1 => (padded_req("GET /nowhere HTTP/1.1", PIPELINED), 404, true),
+        1 | 3 => (padded_req("GET /nowhere HTTP/1.1", PIPELINED), 404, true),
         _ => (padded_req("GET /healthz HTTP/1.1", PIPELINED), 200, true),
     }
 }
@@ -1101,7 +1098,7 @@ fn a_parked_get_with_a_pipelined_flood_that_hangs_up_is_dropped_at_once() {
             if crash {
                 "RST after 1 MiB"
             } else {
-                "FIN after 160 KiB"
+                "FIN after 144 KiB"
             }
         );
         let mut next = park(&server, "pf", "g");
@@ -1368,20 +1365,32 @@ fn check_fat_batch(body: &[u8], what: &str) -> usize {
     items.len()
 }
 
-/// Runs `f` on a new thread until `stop`; returns how often it ran.
+/// Runs `f` on a new thread until `stop`; returns how often it ran, or the
+/// message of the first assertion that failed in it (the soak goes on, so
+/// that every check is made and reported together).
 fn looping(
     stop: &Arc<AtomicBool>,
     mut f: impl FnMut() + Send + 'static,
-) -> thread::JoinHandle<u64> {
+) -> thread::JoinHandle<Result<u64, String>> {
     let stop = Arc::clone(stop);
     thread::spawn(move || {
         let mut runs = 0;
         while !stop.load(Ordering::Relaxed) {
-            f();
+            if let Err(e) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut f)) {
+                return Err(panic_text(&*e));
+            }
             runs += 1;
         }
-        runs
+        Ok(runs)
     })
+}
+
+/// The message of a caught panic.
+fn panic_text(e: &(dyn std::any::Any + Send)) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic".to_string())
 }
 
 /// One consumer of a well-behaved group: takes batches until the group has
@@ -1604,7 +1613,7 @@ fn hostile_soak() {
                 thread::sleep(Duration::from_millis(5));
             }
             total.store(n, Ordering::Relaxed);
-            n
+            Ok(n)
         }));
     }
 
@@ -1639,12 +1648,21 @@ fn hostile_soak() {
     // Wind down: the well-behaved consumers get 5 s to catch up.
     *give_up.lock().expect("give up") = Some(after(Duration::from_secs(5)));
     stop.store(true, Ordering::Relaxed);
-    let runs: Vec<u64> = loops
-        .into_iter()
-        .map(|t| t.join().expect("client"))
-        .collect();
+    let mut faults = Vec::new();
+    let mut runs = Vec::new();
+    for t in loops {
+        match t.join().unwrap_or_else(|e| Err(panic_text(&*e))) {
+            Ok(n) => runs.push(n),
+            Err(e) => faults.push(format!("a client failed: {e}")),
+        }
+    }
     for c in consumers {
-        c.join().expect("well-behaved consumer");
+        if let Err(e) = c.join() {
+            faults.push(format!(
+                "a well-behaved consumer failed: {}",
+                panic_text(&*e)
+            ));
+        }
     }
     let (calls, worst) = probe.join().expect("bystander");
     let peak = rss.join().expect("rss sampler");
@@ -1660,29 +1678,34 @@ fn hostile_soak() {
         seen.sort_unstable();
         let dups = seen.windows(2).filter(|w| w[0] == w[1]).count();
         seen.dedup();
-        assert!(total > 100, "{key}: only {total} events pushed");
-        assert_eq!(dups, 0, "{key}/g{g}: {dups} events delivered twice");
-        assert_eq!(
-            seen.len() as u64,
-            total,
-            "{key}/g{g}: {} of {total} events delivered",
-            seen.len()
-        );
+        if total <= 100 {
+            faults.push(format!("{key}: only {total} events pushed"));
+        }
+        if dups > 0 {
+            faults.push(format!("{key}/g{g}: {dups} events delivered twice"));
+        }
+        if seen.len() as u64 != total {
+            faults.push(format!(
+                "{key}/g{g}: {} of {total} events delivered",
+                seen.len()
+            ));
+        }
     }
-    assert!(
-        fat_batches.load(Ordering::Relaxed) > 0,
-        "no slow reader or half-closer got any fat event"
-    );
+    if fat_batches.load(Ordering::Relaxed) == 0 {
+        faults.push("no slow reader or half-closer got any fat event".to_string());
+    }
     let bound = rss_bound(rss_at_start, SOAK_MEMORY, SOAK_CONNECTIONS);
-    assert!(
-        peak < bound,
-        "RSS peaked at {peak} bytes; SPEC bound {bound} (start {rss_at_start} + {SOAK_MEMORY} \
-         + 64 KiB x {SOAK_CONNECTIONS} connections + 16 MiB)"
-    );
-    assert!(
-        worst < BYSTANDER_LATENCY,
-        "a bystander's /healthz took {worst:?} during the soak ({calls} calls)"
-    );
+    if peak >= bound {
+        faults.push(format!(
+            "RSS peaked at {peak} bytes; SPEC bound {bound} (start {rss_at_start} + \
+             {SOAK_MEMORY} + 64 KiB x {SOAK_CONNECTIONS} connections + 16 MiB)"
+        ));
+    }
+    if worst >= BYSTANDER_LATENCY {
+        faults.push(format!(
+            "a bystander's /healthz took {worst:?} during the soak ({calls} calls)"
+        ));
+    }
 
     // Back to idle.
     let mut gauge = Raw::connect(&server);
@@ -1699,8 +1722,10 @@ fn hostile_soak() {
         .collect();
         last == [Some(1), Some(0), Some(0), Some(0)]
     });
-    assert!(
-        idle,
-        "gauges after the soak (connections, parked, events, bytes): {last:?}"
-    );
+    if !idle {
+        faults.push(format!(
+            "gauges after the soak (connections, parked, events, bytes): {last:?}"
+        ));
+    }
+    assert!(faults.is_empty(), "{}", faults.join("\n"));
 }
