@@ -725,7 +725,7 @@ fn running_out_of_descriptors_with_churn_does_not_spin() {
     );
 
     assert!(
-        starved.peak_fds as u64 >= base + 1,
+        starved.peak_fds as u64 > base,
         "the server never had all its {} descriptors in use: {starved:?}",
         base + 1
     );
@@ -1238,7 +1238,7 @@ fn a_huge_descriptor_limit_does_not_abort_the_start() {
              above {}.\n!!! Only the start under the current limit is checked.\n",
             hard.rlim_max
         );
-        assert_starts_small_under(hard.rlim_max as u64, false);
+        assert_starts_small_under(hard.rlim_max, false);
         return;
     }
     let old = std::fs::read_to_string(NR_OPEN).expect("read nr_open");
