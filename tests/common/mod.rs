@@ -824,3 +824,203 @@ impl Raw {
         std::mem::take(&mut self.buf)
     }
 }
+
+// ---------------------------------------------------------------------------
+// Hostile clients: sockets with small buffers, descriptor limits, CPU time.
+// ---------------------------------------------------------------------------
+
+impl Server {
+    /// Starts the server from a prepared command (e.g. one from [`command`]
+    /// with a `pre_exec` that changes its resource limits), and waits for its
+    /// startup line. The command's stderr is taken over; panics with the
+    /// child's stderr if no startup line comes within [`STARTUP_DEADLINE`].
+    pub fn from_command(mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn event-syncer");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log: SharedLog = Arc::default();
+        let sink = Arc::clone(&log);
+        thread::spawn(move || drain(stderr, &sink));
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            log,
+        };
+        let line = server
+            .wait_for_log(LISTENING, after(STARTUP_DEADLINE))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no startup line within {STARTUP_DEADLINE:?}; stderr:\n{}",
+                    server.logs()
+                )
+            });
+        let rest = &line[line.find(LISTENING).expect("found above") + LISTENING.len()..];
+        let addr = rest.split_whitespace().next().unwrap_or("");
+        server.addr = addr
+            .trim_end_matches([',', ';', ')'])
+            .parse()
+            .unwrap_or_else(|e| panic!("startup line address {addr:?}: {e}; line: {line}"));
+        server
+    }
+
+    /// The startup line (the one naming the address and every setting).
+    pub fn startup_line(&self) -> String {
+        self.wait_for_log(LISTENING, after(STARTUP_DEADLINE))
+            .expect("a started server has a startup line")
+    }
+}
+
+/// Connects to `addr` from a socket whose receive buffer was set to
+/// `rcvbuf` bytes *before* connecting, so the TCP window it offers stays
+/// small: a client that does not read then holds only a few KiB of the
+/// server's answer in its kernel, and the rest stays with the server.
+/// (Linux doubles the value asked for, for its bookkeeping.)
+pub fn connect_small_rcvbuf(addr: SocketAddr, rcvbuf: usize) -> Raw {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(v4) = addr else {
+        panic!("connect_small_rcvbuf speaks IPv4 only: {addr}")
+    };
+    let size = libc::c_int::try_from(rcvbuf).expect("rcvbuf fits c_int");
+    // SAFETY: socket(2) has no memory effects; the descriptor it returns is
+    // owned by `stream` at once, so it is closed on every path below.
+    let stream = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        TcpStream::from_raw_fd(fd)
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    let sa = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: v4.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*v4.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: the fd is open; the option value is a c_int and the address a
+    // properly sized sockaddr_in, both live locals.
+    unsafe {
+        let rc = libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+        let rc = libc::connect(
+            fd,
+            (&sa as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(rc, 0, "connect {addr}: {}", std::io::Error::last_os_error());
+    }
+    Raw::from_stream(stream)
+}
+
+/// Bytes written to `stream` that the kernel has not yet sent to the peer
+/// (`SIOCOUTQ`): 0 once everything written has left this socket.
+pub fn unsent_bytes(stream: &TcpStream) -> usize {
+    let fd = std::os::fd::AsRawFd::as_raw_fd(stream);
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (= TIOCOUTQ) writes one c_int into `n`.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) };
+    assert_eq!(rc, 0, "SIOCOUTQ: {}", std::io::Error::last_os_error());
+    usize::try_from(n).expect("non-negative queue length")
+}
+
+/// CPU time (user + system) process `pid` has used so far, from
+/// `/proc/PID/stat`.
+pub fn process_cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // The command name may hold spaces: fields are counted after its ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of proc(5); `fields` starts at 3.
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf has no memory effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_secs_f64(ticks as f64 / hz as f64)
+}
+
+/// Sets the soft `RLIMIT_NOFILE` of the running process `pid` (its hard
+/// limit is kept, so it can be raised back without privileges) and returns
+/// the limit it had before.
+pub fn set_nofile_soft(pid: u32, soft: u64) -> libc::rlimit {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit reads `new` and writes `old`, both live locals.
+    unsafe {
+        let rc = libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old);
+        assert_eq!(rc, 0, "prlimit get: {}", std::io::Error::last_os_error());
+        let new = libc::rlimit {
+            rlim_cur: soft as libc::rlim_t,
+            rlim_max: old.rlim_max,
+        };
+        let rc = libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut());
+        assert_eq!(rc, 0, "prlimit set: {}", std::io::Error::last_os_error());
+    }
+    old
+}
+
+/// Descriptors process `pid` has open now.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/PID/fd")
+        .count()
+}
+
+/// A JSON string of exactly `len` bytes (quotes included) whose contents
+/// depend on `seed` and on the position, so that a batch compared byte for
+/// byte cannot match if any piece is lost, repeated or moved.
+pub fn json_event(len: usize, seed: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    let mut s = String::with_capacity(len);
+    s.push('"');
+    for i in 0..len - 2 {
+        let c = ALPHABET[(i / 7 + seed * 13 + i % 5) % ALPHABET.len()];
+        s.push(c as char);
+    }
+    s.push('"');
+    s
+}
+
+/// A request of exactly `len` bytes: `line` (e.g. `GET /healthz HTTP/1.1`)
+/// with `Host` and an `X-Pad` header sized to fit. Panics if `len` is too
+/// short for the line.
+pub fn padded_req(line: &str, len: usize) -> Vec<u8> {
+    let prefix = format!("{line}\r\nHost: t\r\nX-Pad: ");
+    let suffix = "\r\n\r\n";
+    let pad = len
+        .checked_sub(prefix.len() + suffix.len())
+        .unwrap_or_else(|| panic!("{line:?} does not fit in {len} bytes"));
+    let req = format!("{prefix}{}{suffix}", "p".repeat(pad));
+    assert_eq!(req.len(), len);
+    req.into_bytes()
+}
+
+/// The value of metric `name` (a line starting with `name` and a space),
+/// asked for on the keep-alive connection `c`, so that polling does not
+/// open connections of its own (the `connections_open` gauge then counts
+/// `c` and nothing else of the poller's).
+pub fn metric_on(c: &mut Raw, name: &str) -> Option<u64> {
+    c.send(&get_req("/metrics"));
+    let r = c.read_response(secs(10.0));
+    if r.status != 200 {
+        return None;
+    }
+    r.text()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
