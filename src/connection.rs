@@ -386,6 +386,17 @@ impl Connection {
         }
     }
 
+    /// A parked consumer whose window is full cannot read its way to the FIN
+    /// or reset behind its pipelined bytes, and epoll reports a hang-up only
+    /// once (perhaps with the very bytes that filled the window): if one was
+    /// reported, the consumer is gone. Returns it, to be dropped.
+    pub fn gone_while_parked(&mut self) -> Option<ParkKey> {
+        if self.hung_up && matches!(self.state, State::Parked { .. }) && !self.wants_input() {
+            return self.peer_finished();
+        }
+        None
+    }
+
     /// After the requests in the window were served: a connection whose
     /// input is finished serves no more.
     pub fn input_exhausted(&mut self) {
@@ -524,6 +535,23 @@ mod tests {
         c.park(key, ReplyStyle::CLOSING, 31_000);
         assert_eq!(c.peer_finished(), Some(key));
         assert!(c.is_finished(), "nothing is owed to a parked consumer");
+    }
+
+    #[test]
+    fn a_hang_up_reported_with_the_bytes_that_filled_the_window_drops_the_consumer() {
+        let mut c = conn();
+        let key = park_key();
+        c.park(key, ReplyStyle::CLOSING, 31_000);
+        c.hung_up = true;
+        assert_eq!(
+            c.gone_while_parked(),
+            None,
+            "room left: reading finds the FIN"
+        );
+        c.inbox.append(&vec![b'x'; crate::inbox::WINDOW]);
+        assert!(!c.wants_input());
+        assert_eq!(c.gone_while_parked(), Some(key));
+        assert!(c.is_finished());
     }
 
     #[test]

@@ -37,15 +37,6 @@ impl Server {
         let hung_up = event.is_read_closed() || event.is_error();
         conn.readable |= event.is_readable() || hung_up;
         conn.hung_up |= hung_up;
-        // A parked consumer whose window is full cannot read its way to the
-        // FIN behind its pipelined bytes; the event itself says it came.
-        if hung_up
-            && matches!(conn.state(), State::Parked { .. })
-            && !conn.wants_input()
-            && let Some(park) = conn.peer_finished()
-        {
-            self.api.release(park);
-        }
         self.serve(token);
     }
 
@@ -81,6 +72,13 @@ impl Server {
                 }
                 Fill::Failed(e) => return self.close(token, &format!("read failed: {e}")),
             }
+        }
+        if let Some(park) = self
+            .conns
+            .get_mut(token)
+            .and_then(|c| c.gone_while_parked())
+        {
+            self.api.release(park);
         }
         self.settle(token);
     }
