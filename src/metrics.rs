@@ -18,6 +18,12 @@ pub enum Endpoint {
     Healthz,
     /// `GET /metrics`
     Metrics,
+    /// `POST /ack`
+    Ack,
+    /// `POST /nack`
+    Nack,
+    /// `POST /extend`
+    Extend,
     /// `OPTIONS *`: the server as a whole.
     Server,
     /// Anything else, including requests refused before routing.
@@ -25,9 +31,12 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    const ALL: [Endpoint; 6] = [
+    const ALL: [Endpoint; 9] = [
         Endpoint::Push,
         Endpoint::BlockingGet,
+        Endpoint::Ack,
+        Endpoint::Nack,
+        Endpoint::Extend,
         Endpoint::Healthz,
         Endpoint::Metrics,
         Endpoint::Server,
@@ -40,6 +49,9 @@ impl Endpoint {
             Endpoint::BlockingGet => "blocking_get",
             Endpoint::Healthz => "healthz",
             Endpoint::Metrics => "metrics",
+            Endpoint::Ack => "ack",
+            Endpoint::Nack => "nack",
+            Endpoint::Extend => "extend",
             Endpoint::Server => "server",
             Endpoint::Other => "other",
         }
@@ -58,6 +70,8 @@ pub enum Rejection {
     MethodNotAllowed,
     /// 408: the request did not arrive within `--header-timeout`.
     Timeout,
+    /// 409: the batch is not leased to that group.
+    NotLeased,
     /// 413: body over `--max-body`.
     BodyTooLarge,
     /// 431: head over 8 KiB.
@@ -73,11 +87,12 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    const ALL: [Rejection; 10] = [
+    const ALL: [Rejection; 11] = [
         Rejection::BadRequest,
         Rejection::NotFound,
         Rejection::MethodNotAllowed,
         Rejection::Timeout,
+        Rejection::NotLeased,
         Rejection::BodyTooLarge,
         Rejection::HeadTooLarge,
         Rejection::NotImplemented,
@@ -92,6 +107,7 @@ impl Rejection {
             Rejection::NotFound => "not_found",
             Rejection::MethodNotAllowed => "method_not_allowed",
             Rejection::Timeout => "timeout",
+            Rejection::NotLeased => "not_leased",
             Rejection::BodyTooLarge => "body_too_large",
             Rejection::HeadTooLarge => "head_too_large",
             Rejection::NotImplemented => "not_implemented",
@@ -109,6 +125,7 @@ impl Rejection {
             404 => Rejection::NotFound,
             405 => Rejection::MethodNotAllowed,
             408 => Rejection::Timeout,
+            409 => Rejection::NotLeased,
             413 => Rejection::BodyTooLarge,
             431 => Rejection::HeadTooLarge,
             501 => Rejection::NotImplemented,
@@ -142,6 +159,10 @@ pub struct Gauges {
     pub keys: usize,
     /// Consumer groups remembered.
     pub groups: usize,
+    /// Leases outstanding.
+    pub leased_batches: usize,
+    /// The store's lease counters.
+    pub leases: crate::store::LeaseStats,
 }
 
 /// Every counter the server keeps.
@@ -185,7 +206,12 @@ impl Metrics {
     /// The exposition text, gauges first.
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
-        let gauges: [(&str, &str, usize); 7] = [
+        let gauges: [(&str, &str, usize); 8] = [
+            (
+                "leased_batches",
+                "Batches handed out under a lease and not acked or handed out again.",
+                g.leased_batches,
+            ),
             (
                 "connections_open",
                 "Open client connections.",
@@ -252,7 +278,29 @@ impl Metrics {
                 self.rejected[r as usize]
             );
         }
-        let counters: [(&str, &str, u64); 7] = [
+        let l = g.leases;
+        let counters: [(&str, &str, u64); 12] = [
+            ("acks_total", "Leased batches acked.", l.acks),
+            (
+                "nacks_total",
+                "Leased batches given back with a nack.",
+                l.nacks,
+            ),
+            (
+                "redeliveries_total",
+                "Batches of leased events handed out again.",
+                l.redeliveries,
+            ),
+            (
+                "lease_expiries_total",
+                "Leases that ran out unacked.",
+                l.expiries,
+            ),
+            (
+                "leased_events_expired_total",
+                "Leased events whose TTL ended before they were acked.",
+                l.events_expired,
+            ),
             ("pushes_total", "Events stored.", self.pushes),
             (
                 "events_delivered_total",

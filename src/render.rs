@@ -90,6 +90,21 @@ impl BatchBody {
         self.remaining
     }
 
+    /// How its events are framed.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The same body for another batch of the same events (another
+    /// group's, at the same cursor): its length is already known.
+    pub fn for_batch(&self, batch: Batch) -> BatchBody {
+        debug_assert!(batch.same_events(&self.batch));
+        BatchBody {
+            batch,
+            ..self.clone()
+        }
+    }
+
     /// The store range this body reads from (to pin it).
     pub fn batch(&self) -> &Batch {
         &self.batch

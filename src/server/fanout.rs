@@ -1,4 +1,5 @@
-//! Answering parked consumers in the turn of the push that woke them.
+//! Answering parked consumers in the turn of the push that woke them (or
+//! the nack, or the lease that ran out).
 //!
 //! A push hands back, for every group waiting on its key, the earliest
 //! parked consumer and its batch. Each is written at once, before the
@@ -10,21 +11,21 @@
 //! connection's outbox, pinned in the store.
 
 use super::Server;
-use crate::api::{Body, Response};
-use crate::metrics::Endpoint;
+use crate::api::Wake;
 
 impl Server {
-    /// Writes the answer of every consumer the last push woke.
+    /// Writes the answer of every consumer the last request woke.
     pub(super) fn deliver_wakes(&mut self) {
         let mut wakes = std::mem::take(&mut self.wakes);
         for wake in wakes.drain(..) {
-            self.deliver(wake.consumer.0, Body::Batch(wake.body));
+            self.deliver(wake);
         }
         self.wakes = wakes;
     }
 
-    /// Answers the parked consumer on `token` with `body` and writes it now.
-    fn deliver(&mut self, token: usize, body: Body) {
+    /// Answers a parked consumer and writes the answer now.
+    pub(super) fn deliver(&mut self, wake: Wake) {
+        let token = wake.consumer.0;
         // A consumer that hung up was unparked when it closed, so the store
         // never names a connection that is gone or not parked.
         let now = self.now();
@@ -32,8 +33,7 @@ impl Server {
             debug_assert!(false, "the store woke #{token}, which is not parked");
             return;
         };
-        let response = Response::json(Endpoint::BlockingGet, 200, body);
-        self.respond(token, &response, reply);
+        self.respond(token, &wake.response, reply);
         if self.flush(token) {
             self.settle(token);
         }

@@ -71,6 +71,8 @@ enum Timer {
     /// [`Connection::deadline`] says what for. `at` tells this entry from
     /// one armed earlier for a connection that has since reused the slot.
     Connection { token: usize, at: Millis },
+    /// Lease `id` may have run out.
+    Lease(u64),
     /// Free expired events.
     Sweep,
     /// Try `accept` again after running out of file descriptors.
@@ -112,7 +114,8 @@ pub struct Server {
     write_scratch: Vec<u8>,
     /// Pins of answers written out, to give back to the store.
     released: Vec<Pin>,
-    /// Parked consumers a push answered, to write before the pusher's answer.
+    /// Parked consumers a push or a nack answered, to write before the
+    /// answer of the request that woke them.
     wakes: Vec<Wake>,
     /// Connections to come back to this turn, without waiting for epoll.
     revisit: Vec<usize>,

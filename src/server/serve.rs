@@ -193,6 +193,10 @@ impl Server {
                 ),
             );
         }
+        if let Some(lease) = response.lease {
+            self.wheel
+                .insert(lease.deadline, super::Timer::Lease(lease.id));
+        }
         let now = self.now();
         let date = self.date.now();
         let conn = &mut self.conns[token];
@@ -324,6 +328,13 @@ pub(super) fn queue_response(
     fields[0] = ("Date", date);
     fields[1] = ("Cache-Control", "no-store");
     let mut n = 2;
+    let mut digits = [[0u8; 20]; 2];
+    if let Some(lease) = &response.lease {
+        let [id, attempt] = &mut digits;
+        fields[2] = ("Batch-Id", decimal(lease.id, id));
+        fields[3] = ("Batch-Attempt", decimal(u64::from(lease.attempt), attempt));
+        n = 4;
+    }
     for &field in response.extra.iter().take(fields.len() - n) {
         fields[n] = field;
         n += 1;
@@ -351,4 +362,13 @@ pub(super) fn queue_response(
     if let (false, Body::Batch(body)) = (reply.head_only, &response.body) {
         outbox.push_body(body.clone());
     }
+}
+
+/// `n` in decimal, written into `digits`.
+fn decimal(n: u64, digits: &mut [u8; 20]) -> &str {
+    let mut text = Vec::with_capacity(20);
+    http::push_decimal(&mut text, n);
+    digits[..text.len()].copy_from_slice(&text);
+    // Only ASCII digits were written.
+    std::str::from_utf8(&digits[..text.len()]).unwrap_or("0")
 }

@@ -13,7 +13,7 @@
 use log::debug;
 
 use super::{Server, Timer};
-use crate::api::Response;
+use crate::api::{LeaseFired, Response};
 use crate::config::Millis;
 use crate::connection::{ReplyStyle, State, TimerKind};
 use crate::metrics::Endpoint;
@@ -36,6 +36,13 @@ impl Server {
                     self.api.sweep(now);
                     self.schedule_sweep();
                 }
+                Timer::Lease(id) => match self.api.lease_timer(id, now) {
+                    LeaseFired::Nothing => {}
+                    LeaseFired::Rearm(at) => {
+                        self.wheel.insert(at, Timer::Lease(id));
+                    }
+                    LeaseFired::Wake(wake) => self.deliver(wake),
+                },
                 Timer::AcceptRetry => self.resume_accepting(true),
                 Timer::Drain => self.drained = true,
             }

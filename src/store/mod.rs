@@ -39,12 +39,17 @@
 //! recreated on demand. A key with no events and no groups is forgotten too.
 //! Without this, memory would grow with every distinct groupId ever seen.
 
+mod leases;
+mod retention;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 
 use slab::Slab;
 
 use crate::config::Millis;
+
+pub use leases::{LeaseStats, LeaseTimer, NotLeased};
 
 /// Who is parked: the caller's handle for a waiting consumer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,9 +79,44 @@ pub struct Pin {
     seq: u64,
 }
 
-/// A group's unconsumed events at the moment of a take: the sequence range
-/// `[first, end)` of one key. Read the bytes with [`Store::batch_events`]
-/// before the store changes again.
+/// How a consumer asks for its batch (SPEC.md's `limit`, `lease` and
+/// `format`). Kept with a parked consumer, so a push answers it the way it
+/// asked. Small on purpose: tens of thousands of consumers park at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Take {
+    /// At most this many events.
+    pub limit: u32,
+    /// Hand the batch out under a lease of this many ms (0: no lease, the
+    /// batch is consumed as it is handed out).
+    pub lease: u32,
+    /// Not the store's business: how the caller will frame the answer,
+    /// handed back with a delivery.
+    pub envelope: bool,
+}
+
+impl Take {
+    /// Every unconsumed event, consumed at once, as raw JSON.
+    pub const ALL: Take = Take {
+        limit: u32::MAX,
+        lease: 0,
+        envelope: false,
+    };
+}
+
+/// The lease a batch was handed out under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Leased {
+    /// The batch's id, for ack, nack and extend.
+    pub id: u64,
+    /// 1 the first time these events are leased, then 2, 3, ...
+    pub attempt: u32,
+    /// When the lease runs out unless acked or extended.
+    pub deadline: Millis,
+}
+
+/// Events handed to a consumer: the sequence range `[first, end)` of one
+/// key. Read the bytes with [`Store::batch_events`] before the store
+/// changes again (or pin them with [`Store::pin`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Batch {
     key: u32,
@@ -84,15 +124,26 @@ pub struct Batch {
     pub seqs: Range<u64>,
     /// How many events the batch holds.
     pub len: usize,
+    /// The lease it is under, if the consumer asked for one.
+    pub lease: Option<Leased>,
 }
 
-/// A parked consumer that a push has answered.
+impl Batch {
+    /// Whether `other` holds the same events (whatever its lease).
+    pub fn same_events(&self, other: &Batch) -> bool {
+        self.key == other.key && self.seqs == other.seqs
+    }
+}
+
+/// A parked consumer that a push (or a lease given back) has answered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Delivery {
     /// Who to answer.
     pub consumer: ConsumerId,
     /// What to answer with.
     pub batch: Batch,
+    /// How it asked.
+    pub take: Take,
 }
 
 /// Why a push was refused.
@@ -135,11 +186,17 @@ struct Group {
     tail: Option<u32>,
     /// Index in the key's `waiting` list while someone is parked.
     waiting_at: Option<u32>,
+    /// Ids of this group's leases, running or run out.
+    leases: Vec<u64>,
+    /// Leased events to hand out again before any newer event, oldest
+    /// first (see `leases.rs`).
+    due: VecDeque<leases::Due>,
 }
 
 #[derive(Debug)]
 struct Parked {
     consumer: ConsumerId,
+    take: Take,
     generation: u32,
     group: u32,
     prev: Option<u32>,
@@ -164,16 +221,24 @@ pub struct Store {
     /// Expired events kept only for unwritten answers, and their bytes.
     zombie_events: usize,
     zombie_bytes: usize,
+    leases: leases::Leases,
 }
 
 impl Store {
     /// An empty store whose events live `ttl` ms and whose live bytes may not
-    /// pass `max_bytes`.
+    /// pass `max_bytes`. Event and batch ids start at 1.
     pub fn new(ttl: Millis, max_bytes: usize) -> Store {
+        Store::starting_at(ttl, max_bytes, 1)
+    }
+
+    /// As [`Store::new`], with event and batch ids starting at `first_id`
+    /// (the server passes the Unix time in microseconds, so ids grow across
+    /// restarts too).
+    pub fn starting_at(ttl: Millis, max_bytes: usize, first_id: u64) -> Store {
         Store {
             ttl,
             max_bytes,
-            next_seq: 1,
+            next_seq: first_id.max(1),
             keys: Slab::new(),
             key_index: HashMap::new(),
             groups: Slab::new(),
@@ -184,6 +249,7 @@ impl Store {
             live_events: 0,
             zombie_events: 0,
             zombie_bytes: 0,
+            leases: leases::Leases::starting_at(first_id.max(1)),
         }
     }
 
@@ -247,13 +313,18 @@ impl Store {
                 i += 1;
                 continue;
             };
-            let Some(batch) = self.take_from_group(group, now) else {
+            let take = self.parked[head as usize].take;
+            let Some(batch) = self.take_from_group(group, now, take) else {
                 i += 1;
                 continue;
             };
             let consumer = self.parked[head as usize].consumer;
             self.unlink(head);
-            woken.push(Delivery { consumer, batch });
+            woken.push(Delivery {
+                consumer,
+                batch,
+                take,
+            });
             // `unlink` swap-removes the group from `waiting` when its queue
             // empties, which moves another group into slot `i`.
             if self.groups[group as usize].waiting_at.is_some() {
@@ -266,6 +337,14 @@ impl Store {
     /// Takes every unconsumed live event of group (`key`, `group`) and marks
     /// them consumed for that group only. `None` when there is nothing.
     pub fn take(&mut self, key: &str, group: &str, now: Millis) -> Option<Batch> {
+        self.take_with(key, group, now, Take::ALL)
+    }
+
+    /// Takes what `take` asks for from group (`key`, `group`): leased
+    /// events due again first, then at most `take.limit` of the group's
+    /// unconsumed live events, under a lease if it asks for one. `None` when
+    /// there is nothing.
+    pub fn take_with(&mut self, key: &str, group: &str, now: Millis, take: Take) -> Option<Batch> {
         let key_idx = *self.key_index.get(key)?;
         let group_idx = match self.keys[key_idx as usize].groups.get(group) {
             Some(&g) => g,
@@ -276,12 +355,24 @@ impl Store {
                 self.group_or_insert(key_idx, group)
             }
         };
-        self.take_from_group(group_idx, now)
+        self.take_from_group(group_idx, now, take)
     }
 
     /// Parks `consumer` at the back of group (`key`, `group`)'s queue. The
     /// caller has just seen [`Store::take`] return nothing.
     pub fn park(&mut self, key: &str, group: &str, consumer: ConsumerId) -> ParkKey {
+        self.park_with(key, group, consumer, Take::ALL)
+    }
+
+    /// [`Store::park`] for a consumer that asks for its batch as `take`
+    /// says; the caller has just seen [`Store::take_with`] return nothing.
+    pub fn park_with(
+        &mut self,
+        key: &str,
+        group: &str,
+        consumer: ConsumerId,
+        take: Take,
+    ) -> ParkKey {
         let key_idx = self.key_or_insert(key);
         let group_idx = self.group_or_insert(key_idx, group);
         let tail = self.groups[group_idx as usize].tail;
@@ -289,6 +380,7 @@ impl Store {
         let generation = self.parks;
         let entry = self.parked.insert(Parked {
             consumer,
+            take,
             generation,
             group: group_idx,
             prev: tail,
@@ -359,126 +451,6 @@ impl Store {
         self.expiry.front().map(|&(at, _)| at)
     }
 
-    /// Frees every event that has expired by `now`, and forgets groups and
-    /// keys that thereby became indistinguishable from new ones. Returns how
-    /// many events were freed.
-    pub fn expire(&mut self, now: Millis) -> usize {
-        let mut freed = 0;
-        let mut touched: Vec<u32> = Vec::new();
-        while let Some(&(at, key_idx)) = self.expiry.front() {
-            if at > now {
-                break;
-            }
-            self.expiry.pop_front();
-            let key = &mut self.keys[key_idx as usize];
-            // The event this entry stands for is the first one after the
-            // zombies (expiry order is push order within a key).
-            let Some(event) = key.events.get(key.zombies) else {
-                continue;
-            };
-            debug_assert_eq!(event.expires_at, at);
-            let pinned = key.zombies > 0 || key.pins.keys().next().is_some_and(|&p| p <= event.seq);
-            if pinned {
-                key.zombies += 1;
-                self.zombie_events += 1;
-                self.zombie_bytes += event.json.len() + EVENT_OVERHEAD;
-            } else if let Some(event) = key.events.pop_front() {
-                self.live_bytes -= event.json.len() + EVENT_OVERHEAD;
-                self.live_events -= 1;
-                freed += 1;
-            }
-            if touched.last() != Some(&key_idx) {
-                touched.push(key_idx);
-            }
-        }
-        touched.sort_unstable();
-        touched.dedup();
-        for key_idx in touched {
-            self.forget_unused_in(key_idx);
-        }
-        freed
-    }
-
-    /// Holds the events of `batch` (and every later one of its key) in
-    /// memory until [`Store::unpin`], even past their expiry.
-    pub fn pin(&mut self, batch: &Batch) -> Pin {
-        let key = &mut self.keys[batch.key as usize];
-        *key.pins.entry(batch.seqs.start).or_insert(0) += 1;
-        Pin {
-            key: batch.key,
-            seq: batch.seqs.start,
-        }
-    }
-
-    /// Moves `pin` forward to `seq` (the answer has written everything
-    /// before it), freeing expired events no answer holds any more.
-    pub fn repin(&mut self, pin: &mut Pin, seq: u64) {
-        if seq <= pin.seq {
-            return;
-        }
-        let key = &mut self.keys[pin.key as usize];
-        *key.pins.entry(seq).or_insert(0) += 1;
-        self.unpin(*pin);
-        pin.seq = seq;
-    }
-
-    /// Gives back a pin: expired events that no other answer holds are
-    /// freed now. Returns how many were.
-    pub fn unpin(&mut self, pin: Pin) -> usize {
-        let Some(key) = self.keys.get_mut(pin.key as usize) else {
-            return 0;
-        };
-        if let Some(count) = key.pins.get_mut(&pin.seq) {
-            *count -= 1;
-            if *count == 0 {
-                key.pins.remove(&pin.seq);
-            }
-        }
-        let held_from = key.pins.keys().next().copied().unwrap_or(u64::MAX);
-        let mut freed = 0;
-        while key.zombies > 0 && key.events.front().is_some_and(|e| e.seq < held_from) {
-            let Some(event) = key.events.pop_front() else {
-                break;
-            };
-            key.zombies -= 1;
-            self.zombie_events -= 1;
-            let cost = event.json.len() + EVENT_OVERHEAD;
-            self.live_bytes -= cost;
-            self.zombie_bytes -= cost;
-            self.live_events -= 1;
-            freed += 1;
-        }
-        if freed > 0 {
-            self.forget_unused_in(pin.key);
-        }
-        freed
-    }
-
-    /// Bytes of expired events that stay only because an unwritten answer
-    /// holds them (part of [`Store::live_bytes`]).
-    pub fn zombie_bytes(&self) -> usize {
-        self.zombie_bytes
-    }
-
-    /// Expired events that stay only because an unwritten answer holds them
-    /// (part of [`Store::live_events`]).
-    pub fn zombie_events(&self) -> usize {
-        self.zombie_events
-    }
-
-    /// Forgets the groups of `key_idx` that became indistinguishable from
-    /// new ones, then the key itself if nothing is left of it.
-    fn forget_unused_in(&mut self, key_idx: u32) {
-        let Some(key) = self.keys.get(key_idx as usize) else {
-            return;
-        };
-        let groups: Vec<u32> = key.groups.values().copied().collect();
-        for group in groups {
-            self.forget_if_unused(group);
-        }
-        self.forget_key_if_unused(key_idx);
-    }
-
     /// Events retained: live ones, those expired but not yet swept, and
     /// those expired but pinned by an unwritten answer.
     pub fn live_events(&self) -> usize {
@@ -533,6 +505,8 @@ impl Store {
             head: None,
             tail: None,
             waiting_at: None,
+            leases: Vec::new(),
+            due: VecDeque::new(),
         }) as u32;
         self.keys[key_idx as usize].groups.insert(name.into(), g);
         g
@@ -549,19 +523,36 @@ impl Store {
         (start < events.len()).then_some(start)
     }
 
-    fn take_from_group(&mut self, group: u32, now: Millis) -> Option<Batch> {
+    /// The group's next batch: leased events due again first (see
+    /// `leases.rs`), else its unconsumed live events, at most `take.limit`.
+    fn take_from_group(&mut self, group: u32, now: Millis, take: Take) -> Option<Batch> {
+        if let Some(batch) = self.redeliver(group, now, take) {
+            return Some(batch);
+        }
         let g = &self.groups[group as usize];
-        let start = self.first_live(g.key, g.cursor, now)?;
-        let events = &self.keys[g.key as usize].events;
+        let key = g.key;
+        let start = self.first_live(key, g.cursor, now)?;
+        let events = &self.keys[key as usize].events;
+        let len = (events.len() - start).min(take.limit.max(1) as usize);
         let first = events[start].seq;
-        let end = self.next_seq;
-        let batch = Batch {
-            key: g.key,
-            seqs: first..end,
-            len: events.len() - start,
-        };
+        let end = events.get(start + len).map_or(self.next_seq, |e| e.seq);
         self.groups[group as usize].cursor = end;
-        Some(batch)
+        Some(self.hand_out(group, first..end, len, 1, take, now))
+    }
+
+    /// The earliest parked consumer of `group` takes its batch, if there is
+    /// one for it: a push, a lease that ran out, a nack.
+    fn wake_group(&mut self, group: u32, now: Millis) -> Option<Delivery> {
+        let head = self.groups[group as usize].head?;
+        let take = self.parked[head as usize].take;
+        let batch = self.take_from_group(group, now, take)?;
+        let consumer = self.parked[head as usize].consumer;
+        self.unlink(head);
+        Some(Delivery {
+            consumer,
+            batch,
+            take,
+        })
     }
 
     /// Takes a parked entry out of its group's queue (and the group out of
@@ -588,11 +579,13 @@ impl Store {
         }
     }
 
-    /// Forgets `group` if nobody is parked in it and no retained event lies
-    /// before its cursor: it would then behave exactly as a new group.
+    /// Forgets `group` if nobody is parked in it, it holds no lease and no
+    /// retained event lies before its cursor: it would then behave exactly
+    /// as a new group.
     fn forget_if_unused(&mut self, group: u32) {
         let g = &self.groups[group as usize];
-        if g.head.is_some() {
+        // A lease is a promise to the group: it keeps the group.
+        if g.head.is_some() || !g.leases.is_empty() || !g.due.is_empty() {
             return;
         }
         let key = &self.keys[g.key as usize];

@@ -5,22 +5,24 @@
 //! stored bytes at write time (never re-serialising or copying an event),
 //! and turns store outcomes into responses. It knows nothing of sockets: a
 //! request comes in as method, path, query and body; what goes out is an
-//! [`Outcome`] for the requesting connection plus, for a push, a list of
-//! [`Wake`]s for parked consumers on other connections, which the event loop
-//! writes before it answers the pusher.
+//! [`Outcome`] for the requesting connection plus, for a push or a nack, a
+//! list of [`Wake`]s for parked consumers on other connections, which the
+//! event loop writes before it answers the request that woke them.
+//!
+//! - `mod.rs`: routing, methods, the response type, health and metrics;
+//! - `queue.rs`: push, blocking-get, ack, nack, extend, lease timers;
+//! - `params.rs`: what a query parameter or a body may be.
 
-use std::borrow::Cow;
+mod params;
+mod queue;
 
-use serde::de::IgnoredAny;
-
-use crate::config::{Millis, parse_seconds};
-use crate::http::{Method, push_decimal, query_param};
+use crate::config::Millis;
+use crate::http::Method;
 use crate::metrics::{Endpoint, Gauges, Metrics};
-use crate::render::{BatchBody, Format};
-use crate::store::{Batch, ConsumerId, Delivery, ParkKey, PushError, Store};
+use crate::render::BatchBody;
+use crate::store::{ConsumerId, Delivery, Leased, ParkKey, Store};
 
-/// Longest key or groupId, in bytes after percent-decoding.
-pub const MAX_NAME: usize = 1024;
+pub use queue::LeaseFired;
 
 /// What the event loop hands the API: one complete request.
 #[derive(Debug)]
@@ -72,12 +74,13 @@ pub struct Response {
     pub body: Body,
     /// Which endpoint answered, for the metrics.
     pub endpoint: Endpoint,
+    /// The lease a batch goes out under: the loop writes `Batch-Id` and
+    /// `Batch-Attempt` and arms a timer at its deadline.
+    pub lease: Option<Leased>,
 }
 
 const JSON: &str = "application/json";
 const EMPTY_BATCH: &[u8] = b"[]";
-/// The reference server's answer to a push, to which the event's id is added.
-const PUSHED: &[u8] = br#"{"message":"Data pushed successfully","id":"#;
 
 impl Response {
     /// A JSON response.
@@ -88,6 +91,7 @@ impl Response {
             extra: &[],
             body,
             endpoint,
+            lease: None,
         }
     }
 
@@ -102,6 +106,13 @@ impl Response {
     /// The answer to a consumer that waited and got nothing.
     pub fn empty_batch() -> Response {
         Response::json(Endpoint::BlockingGet, 200, Body::Static(EMPTY_BATCH))
+    }
+
+    fn text(endpoint: Endpoint, content_type: &'static str, body: Body) -> Response {
+        Response {
+            content_type,
+            ..Response::json(endpoint, 200, body)
+        }
     }
 }
 
@@ -121,13 +132,14 @@ pub enum Outcome {
     },
 }
 
-/// A parked consumer on another connection that a push has answered.
+/// A parked consumer on another connection that a push, a nack or a lease
+/// running out has answered.
 #[derive(Debug)]
 pub struct Wake {
     /// Who: the connection's token, as given to [`Api::handle`].
     pub consumer: ConsumerId,
-    /// Its batch.
-    pub body: BatchBody,
+    /// Its answer.
+    pub response: Response,
 }
 
 /// What the loop tells the API about the moment of a request.
@@ -164,8 +176,8 @@ impl Api {
         }
     }
 
-    /// Handles one request from connection `consumer`. A push appends to
-    /// `wakes` the parked consumers it answers.
+    /// Handles one request from connection `consumer`. A push or a nack
+    /// appends to `wakes` the parked consumers it answers.
     pub fn handle(
         &mut self,
         req: &Request<'_>,
@@ -176,6 +188,9 @@ impl Api {
         let endpoint = match req.path {
             "/push" => Endpoint::Push,
             "/blocking-get" => Endpoint::BlockingGet,
+            "/ack" => Endpoint::Ack,
+            "/nack" => Endpoint::Nack,
+            "/extend" => Endpoint::Extend,
             "/healthz" => Endpoint::Healthz,
             "/metrics" => Endpoint::Metrics,
             "*" => Endpoint::Server,
@@ -186,11 +201,8 @@ impl Api {
         };
         if req.method == Method::Options {
             return Outcome::Reply(Response {
-                status: 204,
-                content_type: "",
                 extra: allow,
-                body: Body::Static(b""),
-                endpoint,
+                ..Response::text(endpoint, "", Body::Static(b""))
             });
         }
         // HEAD is answered like GET where GET is safe; the loop sends the
@@ -202,8 +214,8 @@ impl Api {
             m => m,
         };
         let wanted = match endpoint {
-            Endpoint::Push => Method::Post,
-            _ => Method::Get,
+            Endpoint::BlockingGet | Endpoint::Healthz | Endpoint::Metrics => Method::Get,
+            _ => Method::Post,
         };
         if method != wanted || endpoint == Endpoint::Server {
             let mut r = Response::error(endpoint, 405, "method not allowed");
@@ -213,23 +225,22 @@ impl Api {
         let result = match endpoint {
             Endpoint::Push => self.push(req, cx, wakes).map(Outcome::Reply),
             Endpoint::BlockingGet => self.blocking_get(req.query, consumer, cx.now),
-            Endpoint::Healthz => Ok(Outcome::Reply(Response {
-                status: 200,
-                content_type: "text/plain",
-                extra: &[],
-                body: Body::Static(b"ok"),
+            Endpoint::Ack => self.ack(req.query).map(Outcome::Reply),
+            Endpoint::Nack => self.nack(req.query, cx.now, wakes).map(Outcome::Reply),
+            Endpoint::Extend => self.extend(req.query, cx.now).map(Outcome::Reply),
+            Endpoint::Healthz => Ok(Outcome::Reply(Response::text(
                 endpoint,
-            })),
+                "text/plain",
+                Body::Static(b"ok"),
+            ))),
             Endpoint::Metrics => {
                 // Gauges are read only when scraped, from the live state.
                 let text = self.metrics.render(&self.gauges(cx));
-                Ok(Outcome::Reply(Response {
-                    status: 200,
-                    content_type: "text/plain; version=0.0.4",
-                    extra: &[],
-                    body: Body::Owned(text.into_bytes()),
+                Ok(Outcome::Reply(Response::text(
                     endpoint,
-                }))
+                    "text/plain; version=0.0.4",
+                    Body::Owned(text.into_bytes()),
+                )))
             }
             Endpoint::Other | Endpoint::Server => unreachable!("refused above"),
         };
@@ -246,6 +257,8 @@ impl Api {
             event_bytes_live: store.live_bytes() - store.zombie_bytes(),
             keys: store.keys(),
             groups: store.groups(),
+            leased_batches: store.leased_batches(),
+            leases: store.lease_stats(),
         }
     }
 
@@ -262,100 +275,10 @@ impl Api {
         self.store.unpark(park);
     }
 
-    /// The answer to a blocking-get that takes `batch`.
-    fn batch_answer(&mut self, batch: Batch) -> Response {
-        self.metrics.events_delivered += batch.len as u64;
-        self.metrics.batches_delivered += 1;
-        let body = BatchBody::new(&self.store, batch, Format::Raw);
-        Response::json(Endpoint::BlockingGet, 200, Body::Batch(body))
-    }
-
     /// Frees expired events; returns when the next sweep is due.
     pub fn sweep(&mut self, now: Millis) -> Option<Millis> {
         self.metrics.events_expired += self.store.expire(now) as u64;
         self.store.next_expiry()
-    }
-
-    fn push(
-        &mut self,
-        req: &Request<'_>,
-        cx: &Context,
-        wakes: &mut Vec<Wake>,
-    ) -> Result<Response, &'static str> {
-        let key = name_param(req.query, "key")?;
-        let json = if req.body.is_empty() {
-            // The reference server stores an empty body as an empty object.
-            &b"{}"[..]
-        } else {
-            trim_json_whitespace(req.body)
-        };
-        // JSON text is UTF-8 (RFC 8259 section 8.1). serde_json does not
-        // check the bytes of strings it skips, so check them first; then
-        // validate without building a value: IgnoredAny only walks the text.
-        let Ok(text) = std::str::from_utf8(json) else {
-            return Err("body is not valid JSON: not UTF-8");
-        };
-        if serde_json::from_str::<IgnoredAny>(text).is_err() {
-            return Err("body is not valid JSON");
-        }
-        let pushed =
-            self.store
-                .push_within(&key, json, cx.now, cx.held_elsewhere, &mut self.deliveries);
-        let seq = match pushed {
-            Ok(seq) => seq,
-            Err(PushError::Full) => {
-                let mut r = Response::error(
-                    Endpoint::Push,
-                    503,
-                    "the store is full; retry when events expire",
-                );
-                r.extra = &[("Retry-After", "1")];
-                return Ok(r);
-            }
-        };
-        self.metrics.pushes += 1;
-        // Groups at the same cursor get the same batch, which is usually
-        // every group: measure each distinct batch once.
-        let mut last: Option<BatchBody> = None;
-        for Delivery { consumer, batch } in self.deliveries.drain(..) {
-            self.metrics.events_delivered += batch.len as u64;
-            self.metrics.batches_delivered += 1;
-            let body = match last.take() {
-                Some(body) if *body.batch() == batch => body,
-                _ => BatchBody::new(&self.store, batch, Format::Raw),
-            };
-            last = Some(body.clone());
-            wakes.push(Wake { consumer, body });
-        }
-        let mut body = Vec::with_capacity(PUSHED.len() + 21);
-        body.extend_from_slice(PUSHED);
-        push_decimal(&mut body, seq);
-        body.push(b'}');
-        Ok(Response::json(Endpoint::Push, 200, Body::Owned(body)))
-    }
-
-    fn blocking_get(
-        &mut self,
-        query: &str,
-        consumer: ConsumerId,
-        now: Millis,
-    ) -> Result<Outcome, &'static str> {
-        let key = name_param(query, "key")?;
-        let group = name_param(query, "groupId")?;
-        let wait = match query_param(query, "timeout").map_err(|e| e.message)? {
-            None => self.poll_timeout,
-            Some(text) => parse_seconds(&text)
-                .ok_or("timeout must be a plain decimal number of seconds")?
-                .min(self.poll_timeout),
-        };
-        if let Some(batch) = self.store.take(&key, &group, now) {
-            return Ok(Outcome::Reply(self.batch_answer(batch)));
-        }
-        if wait == 0 {
-            return Ok(Outcome::Reply(Response::empty_batch()));
-        }
-        let park = self.store.park(&key, &group, consumer);
-        Ok(Outcome::Park { park, wait })
     }
 }
 
@@ -363,47 +286,12 @@ impl Api {
 /// path. `*` (the server as a whole, `OPTIONS *`) lists every method.
 fn allowed(endpoint: Endpoint) -> Option<&'static [(&'static str, &'static str)]> {
     Some(match endpoint {
-        Endpoint::Push => &[("Allow", "POST, OPTIONS")],
+        Endpoint::Push | Endpoint::Ack | Endpoint::Nack | Endpoint::Extend => {
+            &[("Allow", "POST, OPTIONS")]
+        }
         Endpoint::BlockingGet => &[("Allow", "GET, OPTIONS")],
         Endpoint::Healthz | Endpoint::Metrics => &[("Allow", "GET, HEAD, OPTIONS")],
         Endpoint::Server => &[("Allow", "GET, HEAD, POST, OPTIONS")],
         Endpoint::Other => return None,
     })
-}
-
-/// A required, non-empty, at most [`MAX_NAME`]-byte query parameter.
-fn name_param<'a>(query: &'a str, name: &'static str) -> Result<Cow<'a, str>, &'static str> {
-    let value = query_param(query, name).map_err(|e| e.message)?;
-    match value {
-        None => Err(match name {
-            "key" => "missing query parameter: key",
-            _ => "missing query parameter: groupId",
-        }),
-        Some(v) if v.is_empty() => Err(match name {
-            "key" => "key must not be empty",
-            _ => "groupId must not be empty",
-        }),
-        Some(v) if v.len() > MAX_NAME => Err(match name {
-            "key" => "key is longer than 1024 bytes",
-            _ => "groupId is longer than 1024 bytes",
-        }),
-        Some(v) => Ok(v),
-    }
-}
-
-/// The body without surrounding JSON whitespace: space, tab, CR and LF
-/// only (RFC 8259 section 2); a form feed is not JSON whitespace.
-fn trim_json_whitespace(mut body: &[u8]) -> &[u8] {
-    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    while let [first, rest @ ..] = body
-        && ws(first)
-    {
-        body = rest;
-    }
-    while let [rest @ .., last] = body
-        && ws(last)
-    {
-        body = rest;
-    }
-    body
 }

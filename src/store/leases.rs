@@ -1,0 +1,354 @@
+//! Leases: at-least-once delivery for the consumers that ask for it.
+//!
+//! Without a lease a batch is consumed the moment it is handed out. With
+//! one (`lease=SECONDS`), the group's cursor still moves past the batch, so
+//! the group's other consumers get the events after it, but the batch is
+//! remembered as a [`Lease`]: its sequence range, how many events, when the
+//! lease runs out, and its attempt number. Then one of three things ends it:
+//!
+//! - **ack**: the consumer is done; the lease is forgotten.
+//! - **the deadline, or a nack**: the lease is *due*. Its range joins the
+//!   group's `due` list, and the group's next batch is its still-live events
+//!   (before any newer event), under a new batch id with the attempt one
+//!   higher. Until that happens the old lease can still be acked.
+//! - **expiry**: every event of it has outlived the TTL; it ends by itself
+//!   and is counted as expired unacked.
+//!
+//! A group with a lease is never forgotten. The store stays pure: the loop
+//! arms a timer at each lease's deadline and calls [`Store::lease_timer`]
+//! when it fires; an extended lease simply tells it to wait longer.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use super::{Batch, Delivery, Leased, Store, Take};
+use crate::config::Millis;
+
+/// The batch is not leased to that group (any more): never was, acked
+/// already, or its lease ran out and its events were handed out again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotLeased;
+
+/// What a lease's timer found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseTimer {
+    /// The lease is gone (acked, given back, or ended) or already due.
+    Gone,
+    /// It was extended: fire again at this tick.
+    Rearm(Millis),
+    /// It ran out: its events are due again, and here is the parked
+    /// consumer that takes them now, if there is one.
+    Due(Option<Delivery>),
+}
+
+/// Lease counters, for the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LeaseStats {
+    /// Batches acked.
+    pub acks: u64,
+    /// Batches given back with a nack.
+    pub nacks: u64,
+    /// Batches of leased events handed out again.
+    pub redeliveries: u64,
+    /// Leases that ran out unacked.
+    pub expiries: u64,
+    /// Leased events that expired before they were acked.
+    pub events_expired: u64,
+}
+
+/// One leased batch.
+#[derive(Debug)]
+struct Lease {
+    group: u32,
+    seqs: Range<u64>,
+    count: usize,
+    deadline: Millis,
+    attempt: u32,
+    /// Ran out or nacked, waiting to be handed out again.
+    due: bool,
+}
+
+/// Leased events to hand out again: a range, the attempt they were last
+/// handed out under, and the lease that can still be acked (none once a
+/// part of the range has gone out again).
+#[derive(Clone, Debug)]
+pub(super) struct Due {
+    seqs: Range<u64>,
+    attempt: u32,
+    lease: Option<u64>,
+}
+
+/// Every lease of the store, by batch id.
+#[derive(Debug)]
+pub(super) struct Leases {
+    by_id: HashMap<u64, Lease>,
+    next_id: u64,
+    stats: LeaseStats,
+}
+
+impl Leases {
+    pub(super) fn starting_at(first_id: u64) -> Leases {
+        Leases {
+            by_id: HashMap::new(),
+            next_id: first_id,
+            stats: LeaseStats::default(),
+        }
+    }
+}
+
+impl Store {
+    /// Acknowledges batch `id` of group (`key`, `group`): the lease ends.
+    /// Returns how many events the batch held.
+    pub fn ack(&mut self, key: &str, group: &str, id: u64) -> Result<usize, NotLeased> {
+        let g = self.leased_to(key, group, id)?;
+        // Done with: if it was due again, it is not handed out any more.
+        self.groups[g as usize].due.retain(|d| d.lease != Some(id));
+        let lease = self.end_lease(id).ok_or(NotLeased)?;
+        self.leases.stats.acks += 1;
+        self.forget_if_unused(g);
+        Ok(lease.count)
+    }
+
+    /// Gives batch `id` back now: its events are due again, and the group's
+    /// earliest parked consumer, if any, takes them at once (returned).
+    pub fn nack(
+        &mut self,
+        key: &str,
+        group: &str,
+        id: u64,
+        now: Millis,
+    ) -> Result<Option<Delivery>, NotLeased> {
+        let g = self.leased_to(key, group, id)?;
+        self.leases.stats.nacks += 1;
+        self.make_due(id);
+        Ok(self.wake_group(g, now))
+    }
+
+    /// Moves batch `id`'s deadline to `lease` ms after `now` (a lease that
+    /// ran out but was not handed out again runs again). Returns the new
+    /// deadline, for the caller's timer.
+    pub fn extend(
+        &mut self,
+        key: &str,
+        group: &str,
+        id: u64,
+        lease: Millis,
+        now: Millis,
+    ) -> Result<Millis, NotLeased> {
+        let g = self.leased_to(key, group, id)?;
+        let deadline = lease_deadline(now, lease);
+        let Some(l) = self.leases.by_id.get_mut(&id) else {
+            return Err(NotLeased);
+        };
+        l.deadline = deadline;
+        if std::mem::take(&mut l.due) {
+            self.groups[g as usize].due.retain(|d| d.lease != Some(id));
+        }
+        Ok(deadline)
+    }
+
+    /// Batch `id`'s timer fired at `now`.
+    pub fn lease_timer(&mut self, id: u64, now: Millis) -> LeaseTimer {
+        let Some(lease) = self.leases.by_id.get(&id) else {
+            return LeaseTimer::Gone;
+        };
+        if lease.due {
+            return LeaseTimer::Gone;
+        }
+        if lease.deadline > now {
+            return LeaseTimer::Rearm(lease.deadline);
+        }
+        let group = lease.group;
+        self.leases.stats.expiries += 1;
+        self.make_due(id);
+        LeaseTimer::Due(self.wake_group(group, now))
+    }
+
+    /// Leases outstanding (running, or run out and not handed out again).
+    pub fn leased_batches(&self) -> usize {
+        self.leases.by_id.len()
+    }
+
+    /// The lease counters.
+    pub fn lease_stats(&self) -> LeaseStats {
+        self.leases.stats
+    }
+
+    /// The next batch of `group` from its due list: the still-live events
+    /// of the oldest due range, at most `take.limit` of them. Ranges with
+    /// nothing live left end here.
+    pub(super) fn redeliver(&mut self, group: u32, now: Millis, take: Take) -> Option<Batch> {
+        let key = self.groups[group as usize].key;
+        while let Some(due) = self.groups[group as usize].due.front().cloned() {
+            let (from, to, live) = {
+                let events = &self.keys[key as usize].events;
+                let from = events.partition_point(|e| e.seq < due.seqs.start);
+                let to = events.partition_point(|e| e.seq < due.seqs.end);
+                (
+                    from,
+                    to,
+                    from.max(events.partition_point(|e| e.expires_at <= now)),
+                )
+            };
+            self.leases.stats.events_expired += (live.min(to) - from) as u64;
+            if let Some(id) = due.lease {
+                // Handed out again (or ending): it can no longer be acked.
+                self.end_lease(id);
+            }
+            if live >= to {
+                self.groups[group as usize].due.pop_front();
+                continue;
+            }
+            let len = (to - live).min(take.limit.max(1) as usize);
+            let (first, end) = {
+                let events = &self.keys[key as usize].events;
+                let end = if live + len < to {
+                    events[live + len].seq
+                } else {
+                    due.seqs.end
+                };
+                (events[live].seq, end)
+            };
+            let queue = &mut self.groups[group as usize].due;
+            if end < due.seqs.end {
+                if let Some(front) = queue.front_mut() {
+                    front.seqs.start = end;
+                    front.lease = None;
+                }
+            } else {
+                queue.pop_front();
+            }
+            self.leases.stats.redeliveries += 1;
+            return Some(self.hand_out(group, first..end, len, due.attempt + 1, take, now));
+        }
+        None
+    }
+
+    /// A batch of `group` as it goes out: under a new lease if `take` asks
+    /// for one.
+    pub(super) fn hand_out(
+        &mut self,
+        group: u32,
+        seqs: Range<u64>,
+        len: usize,
+        attempt: u32,
+        take: Take,
+        now: Millis,
+    ) -> Batch {
+        let key = self.groups[group as usize].key;
+        let lease = (take.lease > 0).then(|| {
+            let id = self.leases.next_id;
+            self.leases.next_id += 1;
+            let deadline = lease_deadline(now, Millis::from(take.lease));
+            self.leases.by_id.insert(
+                id,
+                Lease {
+                    group,
+                    seqs: seqs.clone(),
+                    count: len,
+                    deadline,
+                    attempt,
+                    due: false,
+                },
+            );
+            self.groups[group as usize].leases.push(id);
+            Leased {
+                id,
+                attempt,
+                deadline,
+            }
+        });
+        Batch {
+            key,
+            seqs,
+            len,
+            lease,
+        }
+    }
+
+    /// Ends the leases of `key_idx`'s groups whose events have all expired
+    /// by `now`, and drops due ranges with nothing live left.
+    pub(super) fn end_dead_leases(&mut self, key_idx: u32, now: Millis) {
+        let Some(key) = self.keys.get(key_idx as usize) else {
+            return;
+        };
+        let live_from = key
+            .events
+            .iter()
+            .find(|e| e.expires_at > now)
+            .map_or(self.next_seq, |e| e.seq);
+        let groups: Vec<u32> = key.groups.values().copied().collect();
+        for g in groups {
+            let dead: Vec<u64> = self.groups[g as usize]
+                .leases
+                .iter()
+                .copied()
+                .filter(|id| {
+                    self.leases
+                        .by_id
+                        .get(id)
+                        .is_some_and(|l| l.seqs.end <= live_from)
+                })
+                .collect();
+            for id in dead {
+                if let Some(lease) = self.end_lease(id) {
+                    self.leases.stats.events_expired += lease.count as u64;
+                }
+            }
+            self.groups[g as usize]
+                .due
+                .retain(|d| d.seqs.end > live_from);
+        }
+    }
+
+    /// The group index of (`key`, `group`) if batch `id` is leased to it.
+    fn leased_to(&self, key: &str, group: &str, id: u64) -> Result<u32, NotLeased> {
+        let key_idx = *self.key_index.get(key).ok_or(NotLeased)?;
+        let g = *self.keys[key_idx as usize]
+            .groups
+            .get(group)
+            .ok_or(NotLeased)?;
+        match self.leases.by_id.get(&id) {
+            Some(lease) if lease.group == g => Ok(g),
+            _ => Err(NotLeased),
+        }
+    }
+
+    /// Marks lease `id` due and queues its range, oldest range first.
+    fn make_due(&mut self, id: u64) {
+        let Some(lease) = self.leases.by_id.get_mut(&id) else {
+            return;
+        };
+        if std::mem::replace(&mut lease.due, true) {
+            return;
+        }
+        let due = Due {
+            seqs: lease.seqs.clone(),
+            attempt: lease.attempt,
+            lease: Some(id),
+        };
+        let queue = &mut self.groups[lease.group as usize].due;
+        let at = queue.partition_point(|d| d.seqs.start < due.seqs.start);
+        queue.insert(at, due);
+    }
+
+    /// Forgets lease `id`; a due range of it stays, but can no longer be
+    /// acked under that id.
+    fn end_lease(&mut self, id: u64) -> Option<Lease> {
+        let lease = self.leases.by_id.remove(&id)?;
+        let g = &mut self.groups[lease.group as usize];
+        g.leases.retain(|&l| l != id);
+        if lease.due {
+            for d in g.due.iter_mut().filter(|d| d.lease == Some(id)) {
+                d.lease = None;
+            }
+        }
+        Some(lease)
+    }
+}
+
+/// The tick at which a lease of `lease` ms taken at `now` runs out. `now` is
+/// rounded down, so one tick more keeps it from running out early.
+fn lease_deadline(now: Millis, lease: Millis) -> Millis {
+    now.saturating_add(lease).saturating_add(1)
+}
