@@ -57,6 +57,8 @@ use fields::{RawField, RawFields};
 mod chunked;
 mod fields;
 mod head;
+#[cfg(test)]
+mod probe_tests;
 mod query;
 mod response;
 
