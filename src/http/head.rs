@@ -59,8 +59,8 @@ pub struct HeadScanner {
     request_start: usize,
     /// The request line has had a space: it is past its method.
     past_method: bool,
-    /// The head's length, once found: asking again gives the same answer.
-    end: Option<usize>,
+    /// The answer, once there is one: asking again gives it again.
+    done: Option<Result<usize, HttpError>>,
 }
 
 impl HeadScanner {
@@ -74,9 +74,19 @@ impl HeadScanner {
     /// for a well-formed version other than 1.0 and 1.1), or 8 KiB without a
     /// space ending the method. Each byte is looked at once over all calls.
     pub fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, HttpError> {
-        if self.end.is_some() {
-            return Ok(self.end);
+        if let Some(done) = self.done {
+            return done.map(Some);
         }
+        let result = self.run(buf);
+        match result {
+            Ok(Some(len)) => self.done = Some(Ok(len)),
+            Err(error) => self.done = Some(Err(error)),
+            Ok(None) => {}
+        }
+        result
+    }
+
+    fn run(&mut self, buf: &[u8]) -> Result<Option<usize>, HttpError> {
         let window = &buf[..buf.len().min(MAX_HEAD)];
         while let Some(&b) = window.get(self.pos) {
             let at = self.pos;
@@ -84,6 +94,9 @@ impl HeadScanner {
             self.line = match (self.line, b) {
                 (Line::Leading, b'\r') => Line::LeadingCr,
                 (Line::LeadingCr, b'\n') => Line::Leading,
+                (Line::Leading, b'\n') => return Err(BARE_LINE_END),
+                // Catch garbage (a TLS hello, random bytes) at its first byte.
+                (Line::Leading, _) if !is_tchar(b) => return Err(BAD_METHOD),
                 (Line::Leading, _) => {
                     self.request_start = at;
                     self.request_byte(b)?
@@ -94,10 +107,7 @@ impl HeadScanner {
                     Line::Start
                 }
                 (Line::Start, b'\r') => Line::StartCr,
-                (Line::StartCr, b'\n') => {
-                    self.end = Some(self.pos);
-                    return Ok(self.end);
-                }
+                (Line::StartCr, b'\n') => return Ok(Some(self.pos)),
                 (Line::Start, b' ' | b'\t') => return Err(OBS_FOLD),
                 (Line::Field, b'\r') => Line::FieldCr,
                 (Line::FieldCr, b'\n') => Line::Start,
@@ -120,7 +130,7 @@ impl HeadScanner {
         }
     }
 
-    /// One byte of the request line other than its CRLF.
+    /// One byte of the request line: the state it leads to.
     fn request_byte(&mut self, b: u8) -> Result<Line, HttpError> {
         match b {
             b'\r' => Ok(Line::RequestCr),
@@ -129,7 +139,6 @@ impl HeadScanner {
                 self.past_method = true;
                 Ok(Line::Request)
             }
-            // Catch garbage (a TLS hello, random bytes) at its first byte.
             _ if !self.past_method && !is_tchar(b) => Err(BAD_METHOD),
             _ if is_control(b) || b == b'\t' => Err(CONTROL_BYTE),
             _ => Ok(Line::Request),
