@@ -285,3 +285,12 @@ probe!(norm_sp_before_colon_cl, "POST /echo HTTP/1.1\r\nHost: {h}\r\nContent-Len
 probe!(norm_tab_in_name, "POST /echo HTTP/1.1\r\nHost: {h}\r\nContent-Length: 11\r\nContent\tLength: 99\r\n\r\nhello world" => Refused(400));
 probe!(norm_case_te, "POST /echo HTTP/1.1\r\nHost: {h}\r\nTRANSFER-ENCODING: chunked\r\n\r\nB\r\nhello world\r\n0\r\n\r\n" => All);
 probe!(norm_underscore_te, "POST /echo HTTP/1.1\r\nHost: {h}\r\nTransfer_Encoding: chunked\r\n\r\nB\r\nhello world\r\n0\r\n\r\n" => Before("B\r\nhello world\r\n0\r\n\r\n"));
+
+// CookieSuite: the parser's part (what /echo says back is the API's).
+probe!(cook_oversized, format!("GET /echo HTTP/1.1\r\nHost: {{h}}\r\nCookie: big={}\r\n\r\n", "A".repeat(65_536)) => Refused(431));
+probe!(cook_empty, "GET /echo HTTP/1.1\r\nHost: {h}\r\nCookie: \r\n\r\n" => All);
+probe!(cook_nul, "GET /echo HTTP/1.1\r\nHost: {h}\r\nCookie: foo=\0bar\r\n\r\n" => Refused(400));
+probe!(cook_control_chars, "GET /echo HTTP/1.1\r\nHost: {h}\r\nCookie: foo=\x01\x02\x03\r\n\r\n" => Refused(400));
+probe!(cook_many_pairs, format!("GET /echo HTTP/1.1\r\nHost: {{h}}\r\nCookie: {}\r\n\r\n", (0..1000).map(|i| format!("k{i}=v{i}")).collect::<Vec<_>>().join("; ")) => Refused(431));
+probe!(cook_malformed, "GET /echo HTTP/1.1\r\nHost: {h}\r\nCookie: ===;;;\r\n\r\n" => All);
+probe!(cook_multi_header, "GET /echo HTTP/1.1\r\nHost: {h}\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n" => All);
