@@ -14,18 +14,21 @@
 //! never holds more than [`WINDOW`] bytes, which is SPEC.md's "at most 64 KiB
 //! of unparsed input per open connection".
 
-use crate::http::{self, Framing, Head, HttpError};
-use crate::http_compat::{BODY_TOO_LARGE, ChunkedDecoder, HeadScanner, MALFORMED};
+use crate::http::{self, BODY_TOO_LARGE, ChunkedDecoder, Framing, Head, HeadScanner, HttpError};
 use crate::memory::Meter;
 
 /// Most unparsed bytes kept per connection: 64 KiB.
 pub const WINDOW: usize = 64 * 1024;
 
+/// The scanner found the end of the head, so the head is all here: a
+/// `Partial` from the parser would be a contradiction.
+const MALFORMED: HttpError = HttpError::new(400, "malformed request");
+
 /// A body that does not fit the window was refused for want of memory.
-pub const NO_MEMORY: HttpError = HttpError {
-    status: 503,
-    message: "the server is out of memory for request bodies; retry later",
-};
+pub const NO_MEMORY: HttpError = HttpError::new(
+    503,
+    "the server is out of memory for request bodies; retry later",
+);
 
 /// One request, or how far it has come.
 #[derive(Debug)]
@@ -243,7 +246,7 @@ impl Inbox {
                 self.buf = Vec::new();
             }
         }
-        self.scanner = HeadScanner::default_scanner();
+        self.scanner = HeadScanner::default();
         self.continue_sent = false;
         self.fresh = true;
     }

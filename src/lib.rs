@@ -31,7 +31,6 @@ mod api;
 pub mod config;
 mod connection;
 pub mod http;
-mod http_compat;
 mod inbox;
 pub mod memory;
 mod metrics;

@@ -15,12 +15,15 @@
 //! panic and must answer `Partial`, `Complete` or an error with a 4xx/5xx
 //! status; a prefix that is `Complete` or an error must give exactly what the
 //! whole payload gives (so a longer prefix never changes the answer); and a
-//! strict prefix of a complete head or body must be `Partial`.
+//! strict prefix of a complete head or body must be `Partial`. One
+//! `HeadScanner` fed the same growing buffer read by read must find what a
+//! fresh one finds in the whole buffer, and agree with `parse_head`.
 
 #![no_main]
 
 use event_syncer::http::{
-    Framing, HttpError, MAX_HEAD, Status, decode_chunked, parse_head, query_param, write_response,
+    Framing, HeadScanner, HttpError, MAX_HEAD, Status, decode_chunked, parse_head, query_param,
+    write_response,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -63,6 +66,7 @@ fuzz_target!(|data: &[u8]| {
 /// starts, if this one is complete, head and body.
 fn check_request(buf: &[u8], splits: &[usize], max_body: usize) -> Option<usize> {
     let full = parse_head(buf);
+    check_scanner(buf, splits, &full);
     for end in prefix_ends(buf.len(), splits) {
         let partial = parse_head(&buf[..end]);
         check_status(&partial);
@@ -81,7 +85,7 @@ fn check_request(buf: &[u8], splits: &[usize], max_body: usize) -> Option<usize>
     assert!(head.len <= buf.len() && head.len <= MAX_HEAD, "{head:?}");
     assert!(head.minor_version <= 1);
     for name in ["key", "groupId", "timeout"] {
-        if let Err(e) = query_param(&head.query, name) {
+        if let Err(e) = query_param(head.query, name) {
             assert_eq!(e.status, 400, "{e}");
         }
     }
@@ -131,6 +135,36 @@ fn check_chunked(buf: &[u8], splits: &[usize], max_body: usize) -> Option<usize>
     };
     assert!(consumed <= buf.len() && body.len() <= max_body && body.len() < consumed);
     Some(consumed)
+}
+
+/// The scanner, fed `buf` read by read, ends where a fresh scan of all of
+/// `buf` ends, and where `parse_head` says the head ends.
+fn check_scanner<T>(buf: &[u8], splits: &[usize], full: &Result<Status<T>, HttpError>) {
+    let once = HeadScanner::default().scan(buf);
+    let mut scanner = HeadScanner::default();
+    let mut growing = Ok(None);
+    for end in prefix_ends(buf.len(), splits)
+        .into_iter()
+        .chain([buf.len()])
+    {
+        growing = scanner.scan(&buf[..end]);
+        if !matches!(growing, Ok(None)) {
+            break;
+        }
+    }
+    assert_eq!(growing, once, "read by read vs at once");
+    match (&once, full) {
+        (Ok(None), Ok(Status::Partial)) | (Ok(Some(_)), Ok(Status::Complete(_)) | Err(_)) => {}
+        (Err(scanned), Err(parsed)) => assert_eq!(scanned, parsed),
+        (once, full) => panic!(
+            "scanner says {once:?}, parse_head says {}",
+            match full {
+                Ok(Status::Partial) => "Partial",
+                Ok(Status::Complete(_)) => "Complete",
+                Err(_) => "an error",
+            }
+        ),
+    }
 }
 
 fn check_status<T>(result: &Result<Status<T>, HttpError>) {
