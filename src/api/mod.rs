@@ -201,6 +201,7 @@ impl Api {
         };
         if req.method == Method::Options {
             return Outcome::Reply(Response {
+                status: 204,
                 extra: allow,
                 ..Response::text(endpoint, "", Body::Static(b""))
             });

@@ -13,6 +13,7 @@ pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
@@ -98,9 +99,11 @@ pub fn write_response_head(
     if !content_type.is_empty() {
         push_field(out, "Content-Type", content_type);
     }
-    out.extend_from_slice(b"Content-Length: ");
-    push_decimal(out, body_len as u64);
-    out.extend_from_slice(b"\r\n");
+    if has_length(status) {
+        out.extend_from_slice(b"Content-Length: ");
+        push_decimal(out, body_len as u64);
+        out.extend_from_slice(b"\r\n");
+    }
     for &(name, value) in extra {
         debug_assert!(
             !(name.contains(['\r', '\n']) || value.contains(['\r', '\n'])),
@@ -124,6 +127,12 @@ fn connection_field(keep_alive: bool, minor_version: u8) -> Option<&'static [u8]
     }
 }
 
+/// Whether a response with `status` carries `Content-Length`: a 1xx or 204
+/// must not (RFC 9110 section 8.6), it has no content by definition.
+fn has_length(status: u16) -> bool {
+    !(100..200).contains(&status) && status != 204
+}
+
 /// The exact length [`write_response_head`] writes, so it can reserve once.
 fn head_len(
     status: u16,
@@ -144,9 +153,11 @@ fn head_len(
         } else {
             field("Content-Type", content_type)
         }
-        + "Content-Length: ".len()
-        + decimal_len(body_len)
-        + 2
+        + if has_length(status) {
+            "Content-Length: ".len() + decimal_len(body_len) + 2
+        } else {
+            0
+        }
         + extra
             .iter()
             .map(|&(name, value)| field(name, value))
@@ -206,6 +217,7 @@ mod tests {
         let expected = [
             (100, "Continue"),
             (200, "OK"),
+            (204, "No Content"),
             (400, "Bad Request"),
             (404, "Not Found"),
             (405, "Method Not Allowed"),
@@ -261,6 +273,11 @@ mod tests {
         response_no_content_type,
         (405, "", &[("Allow", "POST")], b"", true, 1),
         "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nAllow: POST\r\n\r\n"
+    );
+    response!(
+        response_no_content_has_no_length,
+        (204, "", &[("Allow", "GET")], b"", true, 1),
+        "HTTP/1.1 204 No Content\r\nAllow: GET\r\n\r\n"
     );
     response!(
         response_unknown_status,
