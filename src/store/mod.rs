@@ -39,7 +39,10 @@
 //! recreated on demand. A key with no events and no groups is forgotten too.
 //! Without this, memory would grow with every distinct groupId ever seen.
 
+mod groups;
 mod leases;
+mod parking;
+mod reading;
 mod retention;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -358,160 +361,6 @@ impl Store {
         self.take_from_group(group_idx, now, take)
     }
 
-    /// Parks `consumer` at the back of group (`key`, `group`)'s queue. The
-    /// caller has just seen [`Store::take`] return nothing.
-    pub fn park(&mut self, key: &str, group: &str, consumer: ConsumerId) -> ParkKey {
-        self.park_with(key, group, consumer, Take::ALL)
-    }
-
-    /// [`Store::park`] for a consumer that asks for its batch as `take`
-    /// says; the caller has just seen [`Store::take_with`] return nothing.
-    pub fn park_with(
-        &mut self,
-        key: &str,
-        group: &str,
-        consumer: ConsumerId,
-        take: Take,
-    ) -> ParkKey {
-        let key_idx = self.key_or_insert(key);
-        let group_idx = self.group_or_insert(key_idx, group);
-        let tail = self.groups[group_idx as usize].tail;
-        self.parks = self.parks.wrapping_add(1);
-        let generation = self.parks;
-        let entry = self.parked.insert(Parked {
-            consumer,
-            take,
-            generation,
-            group: group_idx,
-            prev: tail,
-            next: None,
-        }) as u32;
-        let g = &mut self.groups[group_idx as usize];
-        match tail {
-            Some(t) => self.parked[t as usize].next = Some(entry),
-            None => {
-                g.head = Some(entry);
-                let waiting = &mut self.keys[key_idx as usize].waiting;
-                g.waiting_at = Some(waiting.len() as u32);
-                waiting.push(group_idx);
-            }
-        }
-        g.tail = Some(entry);
-        ParkKey {
-            index: entry,
-            generation,
-        }
-    }
-
-    /// Removes a parked consumer that timed out or hung up. It consumes
-    /// nothing. Returns false if the key was not parked (already answered).
-    pub fn unpark(&mut self, park: ParkKey) -> bool {
-        let index = park.index;
-        match self.parked.get(index as usize) {
-            Some(p) if p.generation == park.generation => {}
-            _ => return false,
-        }
-        let group = self.parked[index as usize].group;
-        self.unlink(index);
-        self.forget_if_unused(group);
-        true
-    }
-
-    /// The JSON of each event in `batch`, in push order.
-    pub fn batch_events(&self, batch: &Batch) -> impl Iterator<Item = &[u8]> {
-        let events = &self.keys[batch.key as usize].events;
-        let start = events.partition_point(|e| e.seq < batch.seqs.start);
-        events
-            .range(start..)
-            .take_while(move |e| e.seq < batch.seqs.end)
-            .map(|e| &*e.json)
-    }
-
-    /// The id and JSON of each event of `batch` from sequence `from` on, in
-    /// push order. Pinned events are still here after their expiry, so an
-    /// unwritten answer always finds what it was promised.
-    pub fn batch_events_from(
-        &self,
-        batch: &Batch,
-        from: u64,
-    ) -> impl Iterator<Item = (u64, &[u8])> {
-        let events = &self.keys[batch.key as usize].events;
-        let from = from.max(batch.seqs.start);
-        let start = events.partition_point(|e| e.seq < from);
-        let end = batch.seqs.end;
-        events
-            .range(start..)
-            .take_while(move |e| e.seq < end)
-            .map(|e| (e.seq, &*e.json))
-    }
-
-    /// When the oldest retained event expires: the next time
-    /// [`Store::expire`] has work.
-    pub fn next_expiry(&self) -> Option<Millis> {
-        self.expiry.front().map(|&(at, _)| at)
-    }
-
-    /// Events retained: live ones, those expired but not yet swept, and
-    /// those expired but pinned by an unwritten answer.
-    pub fn live_events(&self) -> usize {
-        self.live_events
-    }
-
-    /// Bytes charged against the memory limit: JSON plus [`EVENT_OVERHEAD`]
-    /// for every retained event, pinned ones included.
-    pub fn live_bytes(&self) -> usize {
-        self.live_bytes
-    }
-
-    /// Keys remembered.
-    pub fn keys(&self) -> usize {
-        self.keys.len()
-    }
-
-    /// Groups remembered.
-    pub fn groups(&self) -> usize {
-        self.groups.len()
-    }
-
-    /// Consumers parked.
-    pub fn parked(&self) -> usize {
-        self.parked.len()
-    }
-
-    fn key_or_insert(&mut self, name: &str) -> u32 {
-        if let Some(&k) = self.key_index.get(name) {
-            return k;
-        }
-        let k = self.keys.insert(Key {
-            name: name.into(),
-            events: VecDeque::new(),
-            groups: HashMap::new(),
-            waiting: Vec::new(),
-            pins: BTreeMap::new(),
-            zombies: 0,
-        }) as u32;
-        self.key_index.insert(name.into(), k);
-        k
-    }
-
-    fn group_or_insert(&mut self, key_idx: u32, name: &str) -> u32 {
-        if let Some(&g) = self.keys[key_idx as usize].groups.get(name) {
-            return g;
-        }
-        let g = self.groups.insert(Group {
-            key: key_idx,
-            name: name.into(),
-            cursor: 0,
-            head: None,
-            tail: None,
-            waiting_at: None,
-            leases: Vec::new(),
-            due: VecDeque::new(),
-        }) as u32;
-        self.keys[key_idx as usize].groups.insert(name.into(), g);
-        g
-    }
-
     /// Index of the first event of `key_idx` that is live at `now` and not
     /// before `cursor`.
     fn first_live(&self, key_idx: u32, cursor: u64, now: Millis) -> Option<usize> {
@@ -538,73 +387,6 @@ impl Store {
         let end = events.get(start + len).map_or(self.next_seq, |e| e.seq);
         self.groups[group as usize].cursor = end;
         Some(self.hand_out(group, first..end, len, 1, take, now))
-    }
-
-    /// The earliest parked consumer of `group` takes its batch, if there is
-    /// one for it: a push, a lease that ran out, a nack.
-    fn wake_group(&mut self, group: u32, now: Millis) -> Option<Delivery> {
-        let head = self.groups[group as usize].head?;
-        let take = self.parked[head as usize].take;
-        let batch = self.take_from_group(group, now, take)?;
-        let consumer = self.parked[head as usize].consumer;
-        self.unlink(head);
-        Some(Delivery {
-            consumer,
-            batch,
-            take,
-        })
-    }
-
-    /// Takes a parked entry out of its group's queue (and the group out of
-    /// its key's `waiting` list if the queue empties).
-    fn unlink(&mut self, entry: u32) {
-        let p = self.parked.remove(entry as usize);
-        match p.prev {
-            Some(prev) => self.parked[prev as usize].next = p.next,
-            None => self.groups[p.group as usize].head = p.next,
-        }
-        match p.next {
-            Some(next) => self.parked[next as usize].prev = p.prev,
-            None => self.groups[p.group as usize].tail = p.prev,
-        }
-        let g = &mut self.groups[p.group as usize];
-        if g.head.is_none()
-            && let Some(at) = g.waiting_at.take()
-        {
-            let waiting = &mut self.keys[g.key as usize].waiting;
-            waiting.swap_remove(at as usize);
-            if let Some(&moved) = waiting.get(at as usize) {
-                self.groups[moved as usize].waiting_at = Some(at);
-            }
-        }
-    }
-
-    /// Forgets `group` if nobody is parked in it, it holds no lease and no
-    /// retained event lies before its cursor: it would then behave exactly
-    /// as a new group.
-    fn forget_if_unused(&mut self, group: u32) {
-        let g = &self.groups[group as usize];
-        // A lease is a promise to the group: it keeps the group.
-        if g.head.is_some() || !g.leases.is_empty() || !g.due.is_empty() {
-            return;
-        }
-        let key = &self.keys[g.key as usize];
-        if key.events.front().is_some_and(|e| e.seq < g.cursor) {
-            return;
-        }
-        let g = self.groups.remove(group as usize);
-        self.keys[g.key as usize].groups.remove(&g.name);
-        self.forget_key_if_unused(g.key);
-    }
-
-    fn forget_key_if_unused(&mut self, key_idx: u32) {
-        let Some(key) = self.keys.get(key_idx as usize) else {
-            return;
-        };
-        if key.events.is_empty() && key.groups.is_empty() && key.pins.is_empty() {
-            let key = self.keys.remove(key_idx as usize);
-            self.key_index.remove(&key.name);
-        }
     }
 }
 

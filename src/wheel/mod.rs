@@ -47,138 +47,20 @@
 //! nothing for a server whose timeouts are seconds to minutes, but quadratic for many timers
 //! each set years apart. The slab never shrinks: it keeps the high-water mark of live timers.
 
-use std::mem;
+mod list;
+mod slots;
+
+use list::{Entry, List, Place, Timer};
+use slots::*;
 
 /// Milliseconds since the server started; the wheel's only notion of time.
 pub type Tick = u64;
-
-/// Bits of a tick that pick a slot within one level: 6, so 2^6 = 64 slots.
-const SLOT_BITS: u32 = 6;
-/// Slots per level: 2^6 = 64, one bit each in a `u64` occupancy bitmap.
-const SLOTS: usize = 1 << SLOT_BITS;
-/// Picks a slot number out of a shifted tick: 64 - 1 = 0b11_1111.
-const SLOT_MASK: u64 = SLOTS as u64 - 1;
-/// Levels: 6, each 64 times as wide as the one below; level 0 slots are 1 ms, so level 0 spans
-/// 64 ms, level 1 4.1 s, level 2 4.4 min, level 3 4.7 h, level 4 12.4 days, level 5 2.2 years.
-const LEVELS: usize = 6;
-/// Ticks the whole wheel spans: 64^6 = 2^36 ms = 68,719,476,736 ms, about 795 days (2.2 years).
-const WHEEL_RANGE: Tick = 1 << (SLOT_BITS * LEVELS as u32);
-/// Width of one top-level slot: 64^5 = 2^30 ms, about 12.4 days.
-const TOP_SLOT_RANGE: Tick = slot_range(LEVELS - 1);
-/// The end of a list and of the free list; never a valid slab index.
-const NIL: u32 = u32::MAX;
-
-/// Width in ticks of one slot of `level`: 64^level = 2^(6 × level).
-const fn slot_range(level: usize) -> Tick {
-    1 << (SLOT_BITS * level as u32)
-}
-
-/// The level a timer due at `deadline` is filed in when the wheel is at `now`.
-///
-/// The highest bit in which the two differ picks it: bits `6n..6n+6` belong to level `n`, and
-/// above that bit `now` and `deadline` agree, so the timer is in the current slot of every
-/// higher level and only the level-`n` slot tells it apart. The low six bits are forced on so
-/// that equal ticks still give a bit to look at (level 0). A deadline in the top level's next
-/// lap differs in bit 36 or above and is filed in the top level, whose slots then wrap round;
-/// [`fits`] keeps that unambiguous.
-const fn level_for(now: Tick, deadline: Tick) -> usize {
-    let masked = (now ^ deadline) | SLOT_MASK;
-    let significant = (Tick::BITS - 1 - masked.leading_zeros()) as usize;
-    let level = significant / SLOT_BITS as usize;
-    if level < LEVELS { level } else { LEVELS - 1 }
-}
-
-/// The slot within `level` that `deadline` falls in: its six bits for that level.
-const fn slot_for(deadline: Tick, level: usize) -> usize {
-    ((deadline >> (SLOT_BITS * level as u32)) & SLOT_MASK) as usize
-}
-
-/// Whether a timer due at `deadline` (not before `now`) is filed in the wheel rather than in
-/// the overflow list.
-///
-/// The top level is a ring of 64 slots of 2^30 ms, and the slot `now` is in has been cascaded
-/// already, so the ring reaches up to, not including, that same slot one lap (2^36 ms) later:
-/// between 63 and 64 top slots ahead, depending on where in its top slot `now` is. The limit
-/// moves only when `now` enters a new top slot, which is when the overflow list is looked at
-/// (see [`overflow_check_at`]). Where the limit is past `u64::MAX`, every later tick fits.
-const fn fits(now: Tick, deadline: Tick) -> bool {
-    match (now & !(TOP_SLOT_RANGE - 1)).checked_add(WHEEL_RANGE) {
-        Some(limit) => deadline < limit,
-        None => true,
-    }
-}
-
-/// The first tick at which an overflow timer due at `deadline` [`fits`]: the first top-slot
-/// boundary after `deadline - 2^36`. Checking no earlier keeps rechecks to one per top slot;
-/// checking no later means a timer with the same deadline inserted afterwards cannot be filed
-/// in the wheel while this one still waits, so equal deadlines fire in insertion order.
-///
-/// `deadline` is at least 2^36, as no earlier deadline overflows.
-const fn overflow_check_at(deadline: Tick) -> Tick {
-    ((deadline - WHEEL_RANGE) & !(TOP_SLOT_RANGE - 1)) + TOP_SLOT_RANGE
-}
 
 /// Handle to cancel a timer; stale handles (fired or cancelled) are detected by a generation counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TimerKey {
     index: u32,
     generation: u32,
-}
-
-/// Which list an entry is linked into.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Place {
-    /// Slot `slot` of level `level`.
-    Wheel { level: u8, slot: u8 },
-    /// Too far away for the wheel yet.
-    Overflow,
-}
-
-impl Place {
-    fn wheel(level: usize, slot: usize) -> Self {
-        // Both are below 64 by construction (LEVELS = 6, slot_for masks with 63).
-        Place::Wheel {
-            level: level as u8,
-            slot: slot as u8,
-        }
-    }
-}
-
-/// Head and tail of an intrusive list threaded through the slab's `prev`/`next` fields; the tail
-/// lets a slot fire its timers in the order they were inserted.
-#[derive(Clone, Copy, Debug)]
-struct List {
-    head: u32,
-    tail: u32,
-}
-
-impl List {
-    const EMPTY: List = List {
-        head: NIL,
-        tail: NIL,
-    };
-}
-
-/// A pending timer.
-struct Timer<T> {
-    /// When it fires; a deadline in the past is stored as the tick it was inserted at.
-    deadline: Tick,
-    value: T,
-    prev: u32,
-    next: u32,
-    generation: u32,
-    place: Place,
-}
-
-/// A slab entry. `Place`'s spare tag values give `Vacant` its discriminant, so this is no larger
-/// than `Timer<T>`.
-enum Entry<T> {
-    Occupied(Timer<T>),
-    /// Free; `generation` is the one the next timer stored here gets.
-    Vacant {
-        next_free: u32,
-        generation: u32,
-    },
 }
 
 /// The next thing `advance` has to do, and the tick at which to do it.
@@ -387,111 +269,13 @@ impl<T> TimerWheel<T> {
         };
         self.link(index, place);
     }
-
-    fn list_mut(&mut self, place: Place) -> &mut List {
-        match place {
-            Place::Wheel { level, slot } => &mut self.slots[usize::from(level)][usize::from(slot)],
-            Place::Overflow => &mut self.overflow,
-        }
-    }
-
-    /// Appends `index` to the tail of the list at `place`.
-    fn link(&mut self, index: u32, place: Place) {
-        let list = self.list_mut(place);
-        let tail = list.tail;
-        list.tail = index;
-        if tail == NIL {
-            list.head = index;
-        }
-        if let Place::Wheel { level, slot } = place {
-            self.occupied[usize::from(level)] |= 1 << slot;
-        }
-        if tail != NIL {
-            self.timer_mut(tail).next = index;
-        }
-        let timer = self.timer_mut(index);
-        timer.prev = tail;
-        timer.next = NIL;
-        timer.place = place;
-    }
-
-    /// Takes `index` out of whatever list it is in.
-    fn unlink(&mut self, index: u32) {
-        let timer = self.timer(index);
-        let (prev, next, place) = (timer.prev, timer.next, timer.place);
-        if prev == NIL {
-            self.list_mut(place).head = next;
-        } else {
-            self.timer_mut(prev).next = next;
-        }
-        if next == NIL {
-            self.list_mut(place).tail = prev;
-        } else {
-            self.timer_mut(next).prev = prev;
-        }
-        if self.list_mut(place).head == NIL {
-            self.mark_empty(place);
-        }
-    }
-
-    /// Detaches the whole list at `place`, leaving it empty; its entries keep their links to each
-    /// other until they are filed again or released.
-    fn take(&mut self, place: Place) -> List {
-        let list = mem::replace(self.list_mut(place), List::EMPTY);
-        self.mark_empty(place);
-        list
-    }
-
-    fn mark_empty(&mut self, place: Place) {
-        match place {
-            Place::Wheel { level, slot } => self.occupied[usize::from(level)] &= !(1 << slot),
-            Place::Overflow => self.overflow_min = None,
-        }
-    }
-
-    /// Frees the (unlinked) entry at `index` and returns its value; the bumped generation makes
-    /// every key to it stale.
-    fn release(&mut self, index: u32) -> T {
-        let next_free = self.free;
-        let entry = &mut self.entries[index as usize];
-        let generation = match entry {
-            Entry::Occupied(timer) => timer.generation.wrapping_add(1),
-            Entry::Vacant { .. } => unreachable!("timer wheel: releasing vacant entry {index}"),
-        };
-        let old = mem::replace(
-            entry,
-            Entry::Vacant {
-                next_free,
-                generation,
-            },
-        );
-        self.free = index;
-        self.len -= 1;
-        match old {
-            Entry::Occupied(timer) => timer.value,
-            Entry::Vacant { .. } => unreachable!("timer wheel: releasing vacant entry {index}"),
-        }
-    }
-
-    fn timer(&self, index: u32) -> &Timer<T> {
-        match &self.entries[index as usize] {
-            Entry::Occupied(timer) => timer,
-            Entry::Vacant { .. } => unreachable!("timer wheel: linked entry {index} is vacant"),
-        }
-    }
-
-    fn timer_mut(&mut self, index: u32) -> &mut Timer<T> {
-        match &mut self.entries[index as usize] {
-            Entry::Occupied(timer) => timer,
-            Entry::Vacant { .. } => unreachable!("timer wheel: linked entry {index} is vacant"),
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
+    use std::mem;
 
     /// One `assert_eq!` test per line: `name: left => right;`.
     macro_rules! cases {
