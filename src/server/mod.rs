@@ -151,7 +151,12 @@ impl Server {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        let store = Store::new(config.event_ttl, config.max_memory);
+        // Ids grow across restarts: the counter starts at the Unix time in
+        // microseconds (SPEC.md), later than any id a previous run gave.
+        let first_id = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
+        let store = Store::starting_at(config.event_ttl, config.max_memory, first_id);
         Ok(Server {
             poll,
             listener,

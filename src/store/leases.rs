@@ -352,3 +352,270 @@ impl Store {
 fn lease_deadline(now: Millis, lease: Millis) -> Millis {
     now.saturating_add(lease).saturating_add(1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ConsumerId;
+
+    const TTL: Millis = 10_000;
+
+    fn store() -> Store {
+        Store::new(TTL, usize::MAX)
+    }
+
+    fn push(s: &mut Store, json: &str, now: Millis) -> u64 {
+        s.push("k", json.as_bytes(), now, &mut Vec::new()).unwrap()
+    }
+
+    fn leased(ms: u32) -> Take {
+        Take {
+            lease: ms,
+            ..Take::ALL
+        }
+    }
+
+    fn limited(limit: u32, lease: u32) -> Take {
+        Take {
+            limit,
+            lease,
+            envelope: false,
+        }
+    }
+
+    /// The ids of a batch's events.
+    fn ids(s: &Store, b: &Batch) -> Vec<u64> {
+        s.batch_events_from(b, 0).map(|(id, _)| id).collect()
+    }
+
+    #[test]
+    fn a_lease_hands_out_the_batch_and_an_ack_ends_it_once() {
+        let mut s = store();
+        let a = push(&mut s, "1", 0);
+        let b = s.take_with("k", "g", 1, leased(500)).unwrap();
+        let lease = b.lease.unwrap();
+        assert_eq!((lease.attempt, lease.deadline), (1, 502));
+        assert_eq!(ids(&s, &b), [a]);
+        assert_eq!(s.leased_batches(), 1);
+        assert_eq!(s.ack("k", "g", lease.id), Ok(1));
+        assert_eq!(s.ack("k", "g", lease.id), Err(NotLeased), "a second ack");
+        assert_eq!(s.nack("k", "g", lease.id, 2), Err(NotLeased));
+        assert_eq!(s.leased_batches(), 0);
+        assert_eq!(s.lease_timer(lease.id, 502), LeaseTimer::Gone);
+        assert!(
+            s.take_with("k", "g", 600, leased(500)).is_none(),
+            "acked: never again"
+        );
+    }
+
+    #[test]
+    fn other_consumers_of_the_group_get_the_events_after_a_leased_batch() {
+        let mut s = store();
+        push(&mut s, "1", 0);
+        let first = s.take_with("k", "g", 1, leased(500)).unwrap();
+        let two = push(&mut s, "2", 2);
+        let second = s.take_with("k", "g", 3, Take::ALL).unwrap();
+        assert_eq!(ids(&s, &second), [two]);
+        assert!(first.lease.is_some() && second.lease.is_none());
+    }
+
+    #[test]
+    fn a_lease_that_runs_out_is_handed_out_again_before_newer_events() {
+        let mut s = store();
+        let one = push(&mut s, "1", 0);
+        let first = s
+            .take_with("k", "g", 1, leased(500))
+            .unwrap()
+            .lease
+            .unwrap();
+        let two = push(&mut s, "2", 100);
+        assert_eq!(
+            s.lease_timer(first.id, 501),
+            LeaseTimer::Rearm(502),
+            "not yet"
+        );
+        assert_eq!(s.lease_timer(first.id, 502), LeaseTimer::Due(None));
+        // Run out but not handed out again: still acknowledgeable...
+        let again = s.take_with("k", "g", 600, leased(500)).unwrap();
+        assert_eq!(ids(&s, &again), [one], "the old events come first");
+        let lease = again.lease.unwrap();
+        assert_eq!(lease.attempt, 2);
+        assert_ne!(lease.id, first.id, "a new batch of its own");
+        // ...but not once they went out again.
+        assert_eq!(s.ack("k", "g", first.id), Err(NotLeased));
+        let newer = s.take_with("k", "g", 601, Take::ALL).unwrap();
+        assert_eq!(ids(&s, &newer), [two]);
+        assert_eq!(s.lease_stats().redeliveries, 1);
+        assert_eq!(s.lease_stats().expiries, 1);
+    }
+
+    #[test]
+    fn an_expired_lease_not_yet_handed_out_again_can_be_acked() {
+        let mut s = store();
+        push(&mut s, "1", 0);
+        let lease = s
+            .take_with("k", "g", 1, leased(500))
+            .unwrap()
+            .lease
+            .unwrap();
+        assert_eq!(s.lease_timer(lease.id, 600), LeaseTimer::Due(None));
+        assert_eq!(s.ack("k", "g", lease.id), Ok(1));
+        assert!(
+            s.take_with("k", "g", 700, Take::ALL).is_none(),
+            "acked events stay done"
+        );
+    }
+
+    #[test]
+    fn a_parked_consumer_takes_a_lease_that_runs_out_at_once() {
+        let mut s = store();
+        let one = push(&mut s, "1", 0);
+        let lease = s
+            .take_with("k", "g", 1, leased(500))
+            .unwrap()
+            .lease
+            .unwrap();
+        s.park_with("k", "g", ConsumerId(7), leased(300));
+        let LeaseTimer::Due(Some(d)) = s.lease_timer(lease.id, 502) else {
+            panic!("the parked consumer must be answered");
+        };
+        assert_eq!(d.consumer, ConsumerId(7));
+        assert_eq!(ids(&s, &d.batch), [one]);
+        assert_eq!(
+            d.batch.lease.map(|l| (l.attempt, l.deadline)),
+            Some((2, 803))
+        );
+        assert_eq!(s.parked(), 0);
+    }
+
+    #[test]
+    fn a_nack_gives_the_batch_back_now() {
+        let mut s = store();
+        let one = push(&mut s, "1", 0);
+        let lease = s
+            .take_with("k", "g", 1, leased(500))
+            .unwrap()
+            .lease
+            .unwrap();
+        s.park("k", "g", ConsumerId(3));
+        let d = s
+            .nack("k", "g", lease.id, 10)
+            .unwrap()
+            .expect("a parked consumer");
+        assert_eq!((d.consumer, ids(&s, &d.batch)), (ConsumerId(3), vec![one]));
+        assert_eq!(
+            d.batch.lease, None,
+            "the taker asked for no lease: consumed"
+        );
+        assert_eq!(
+            s.nack("k", "g", lease.id, 11),
+            Err(NotLeased),
+            "handed out again"
+        );
+        assert_eq!(s.lease_stats().nacks, 1);
+    }
+
+    #[test]
+    fn extend_moves_the_deadline_and_revives_a_lease_that_ran_out() {
+        let mut s = store();
+        push(&mut s, "1", 0);
+        let lease = s
+            .take_with("k", "g", 1, leased(500))
+            .unwrap()
+            .lease
+            .unwrap();
+        assert_eq!(s.extend("k", "g", lease.id, 2_000, 100), Ok(2_101));
+        assert_eq!(s.lease_timer(lease.id, 502), LeaseTimer::Rearm(2_101));
+        assert_eq!(s.lease_timer(lease.id, 2_101), LeaseTimer::Due(None));
+        assert_eq!(s.extend("k", "g", lease.id, 1_000, 2_200), Ok(3_201));
+        assert!(
+            s.take_with("k", "g", 2_300, Take::ALL).is_none(),
+            "leased again: not due"
+        );
+        assert_eq!(
+            s.extend("k", "x", lease.id, 1_000, 2_300),
+            Err(NotLeased),
+            "another group"
+        );
+        assert_eq!(s.ack("other", "g", lease.id), Err(NotLeased), "another key");
+    }
+
+    #[test]
+    fn limit_cuts_batches_with_and_without_a_lease() {
+        let mut s = store();
+        let all: Vec<u64> = (0..5).map(|i| push(&mut s, &i.to_string(), 0)).collect();
+        let a = s.take_with("k", "g", 1, limited(2, 0)).unwrap();
+        assert_eq!(ids(&s, &a), all[..2]);
+        let b = s.take_with("k", "g", 1, limited(2, 500)).unwrap();
+        assert_eq!(ids(&s, &b), all[2..4]);
+        let c = s.take_with("k", "g", 1, limited(2, 0)).unwrap();
+        assert_eq!(ids(&s, &c), all[4..]);
+        // The leased two come back in pieces of one, with their attempt.
+        let lease = b.lease.unwrap();
+        s.lease_timer(lease.id, 502);
+        let d = s.take_with("k", "g", 600, limited(1, 500)).unwrap();
+        assert_eq!(
+            (ids(&s, &d), d.lease.unwrap().attempt),
+            (all[2..3].to_vec(), 2)
+        );
+        let e = s.take_with("k", "g", 600, limited(1, 0)).unwrap();
+        assert_eq!(ids(&s, &e), all[3..4]);
+        assert!(s.take_with("k", "g", 600, Take::ALL).is_none());
+    }
+
+    #[test]
+    fn a_lease_whose_events_all_expired_ends_by_itself() {
+        let mut s = store();
+        push(&mut s, "1", 0);
+        let lease = s
+            .take_with("k", "g", 1, leased(300_000))
+            .unwrap()
+            .lease
+            .unwrap();
+        assert_eq!(s.groups(), 1);
+        s.expire(TTL);
+        assert_eq!(s.leased_batches(), 0);
+        assert_eq!(s.lease_stats().events_expired, 1);
+        assert_eq!(s.ack("k", "g", lease.id), Err(NotLeased));
+        assert_eq!((s.groups(), s.keys()), (0, 0), "nothing left to remember");
+    }
+
+    #[test]
+    fn a_redelivery_hands_out_only_live_events_and_counts_the_rest() {
+        let mut s = store();
+        let one = push(&mut s, "1", 0);
+        let two = push(&mut s, "2", 5_000);
+        let lease = s
+            .take_with("k", "g", 5_001, leased(6_000))
+            .unwrap()
+            .lease
+            .unwrap();
+        assert_eq!(lease.deadline, 11_002);
+        // Event 1 expires at 10,000; the lease runs out at 11,002.
+        s.lease_timer(lease.id, 11_002);
+        let again = s.take_with("k", "g", 11_002, Take::ALL).unwrap();
+        assert_eq!(ids(&s, &again), [two]);
+        assert_ne!(one, two);
+        assert_eq!(s.lease_stats().events_expired, 1);
+    }
+
+    #[test]
+    fn a_group_with_a_lease_is_not_forgotten() {
+        let mut s = store();
+        push(&mut s, "1", 0);
+        let lease = s
+            .take_with("k", "g", 1, leased(500))
+            .unwrap()
+            .lease
+            .unwrap();
+        let p = s.park("k", "g", ConsumerId(1));
+        s.unpark(p);
+        assert_eq!(s.groups(), 1);
+        assert_eq!(s.ack("k", "g", lease.id), Ok(1));
+        assert_eq!(
+            s.groups(),
+            1,
+            "it consumed event 1, which is still retained"
+        );
+    }
+}
