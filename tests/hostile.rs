@@ -263,14 +263,14 @@ const NON_READERS: usize = 60;
 /// key; then 60 clients with tiny receive windows each ask for the whole
 /// backlog as a new group and never read. RSS must stay below
 /// start + 20 MiB + 64 KiB per connection + 16 MiB while they hold their
-/// answers. Then the events expire (`--event-ttl 6`): the answers still hold
+/// answers. Then the events expire (`--event-ttl 12`): the answers still hold
 /// their bytes, so those still count, and a 1 MiB push is a `503` with
 /// `Retry-After`, nothing stored. Once the non-readers hang up, the bytes
 /// are released and pushes succeed again.
 #[test]
 fn non_readers_share_the_stored_bytes_and_their_answers_count_against_max_memory() {
     let _serial = serial();
-    let ttl = 6.0;
+    let ttl = 12.0;
     let server = Server::start(&[
         "--max-memory",
         &MEMORY_LIMIT.to_string(),

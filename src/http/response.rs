@@ -18,6 +18,7 @@ pub fn reason(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        409 => "Conflict",
         // RFC 9110's name; RFC 7231 called it "Payload Too Large".
         413 => "Content Too Large",
         431 => "Request Header Fields Too Large",
@@ -222,6 +223,7 @@ mod tests {
             (404, "Not Found"),
             (405, "Method Not Allowed"),
             (408, "Request Timeout"),
+            (409, "Conflict"),
             (413, "Content Too Large"),
             (431, "Request Header Fields Too Large"),
             (500, "Internal Server Error"),
