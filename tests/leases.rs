@@ -17,7 +17,7 @@ mod common;
 use common::*;
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -990,6 +990,9 @@ fn crashing_consumers_lose_nothing_and_every_event_is_acked_once_per_group() {
     let batch_ids: Mutex<HashSet<u64>> = Mutex::default();
     let pushing_done = AtomicBool::new(false);
     let stop = AtomicBool::new(false);
+    // So the test cannot pass without crashes and redeliveries happening.
+    let abandoned = AtomicUsize::new(0);
+    let redelivered = AtomicUsize::new(0);
     let deadline = secs(45.0);
     let fail = |msg: String| {
         failures.lock().expect("failures").push(msg);
@@ -1011,6 +1014,7 @@ fn crashing_consumers_lose_nothing_and_every_event_is_acked_once_per_group() {
         for g in 0..GROUPS {
             for c in 0..CONSUMERS {
                 let (logs, fail, stop, batch_ids) = (&logs, &fail, &stop, &batch_ids);
+                let (abandoned, redelivered) = (&abandoned, &redelivered);
                 let server = &server;
                 s.spawn(move || {
                     let group = format!("g{g}");
@@ -1032,6 +1036,7 @@ fn crashing_consumers_lose_nothing_and_every_event_is_acked_once_per_group() {
                         conn.send(&get_req(&path));
                         if fate == 0 && nth.is_multiple_of(2) {
                             // Hang up as soon as the answer starts.
+                            abandoned.fetch_add(1, Ordering::SeqCst);
                             conn.read_some(secs(10.0));
                             conn.reset();
                             conn = Raw::connect(server);
@@ -1063,6 +1068,12 @@ fn crashing_consumers_lose_nothing_and_every_event_is_acked_once_per_group() {
                             ));
                             return;
                         };
+                        if attempt > 1 {
+                            redelivered.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if fate < 2 {
+                            abandoned.fetch_add(1, Ordering::SeqCst);
+                        }
                         if !batch_ids.lock().expect("ids").insert(batch) {
                             fail(format!("{group}/{c}: Batch-Id {batch} handed out twice"));
                         }
@@ -1151,6 +1162,11 @@ fn crashing_consumers_lose_nothing_and_every_event_is_acked_once_per_group() {
         }
     }
     assert!(report.is_empty(), "{}", report.join("\n"));
+    let (abandoned, redelivered) = (abandoned.into_inner(), redelivered.into_inner());
+    assert!(
+        abandoned > 0 && redelivered > 0,
+        "no crash exercised: {abandoned} batches abandoned, {redelivered} redelivered"
+    );
 
     // Nothing is left over, and nothing comes back after a lease's length.
     let agent = agent();
