@@ -1024,3 +1024,60 @@ pub fn metric_on(c: &mut Raw, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .map(|v| v as u64)
 }
+
+// ---------------------------------------------------------------------------
+// Leased delivery (v2): calls whose answers matter by their headers, and
+// POSTs without a body.
+// ---------------------------------------------------------------------------
+
+/// `GET path` with `agent`: (status, body, headers lowercased).
+pub fn get_full_with(
+    agent: &ureq::Agent,
+    server: &Server,
+    path: &str,
+) -> (u16, String, HashMap<String, String>) {
+    finish(agent.get(server.url(path)).call())
+}
+
+/// `POST path` with an empty body and `agent`: (status, body, headers
+/// lowercased). For `/ack`, `/nack` and `/extend`, whose parameters are all
+/// in the query.
+pub fn post_with(
+    agent: &ureq::Agent,
+    server: &Server,
+    path: &str,
+) -> (u16, String, HashMap<String, String>) {
+    finish(agent.post(server.url(path)).send_empty())
+}
+
+/// The whole `/metrics` exposition; panics unless it is a `200`.
+pub fn metrics_text(server: &Server) -> String {
+    let (status, body) = get(server, "/metrics");
+    assert_eq!(status, 200, "/metrics: {body}");
+    body
+}
+
+/// The current Unix time in microseconds, the unit SPEC's event ids count in.
+pub fn unix_micros() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    u64::try_from(since.as_micros()).expect("micros fit u64")
+}
+
+impl Raw {
+    /// Waits until at least one byte of an answer has arrived (or the peer
+    /// closed, or `deadline` passed) without parsing it: for clients that
+    /// hang up in the middle of an answer. True if bytes arrived.
+    pub fn read_some(&mut self, deadline: Instant) -> bool {
+        if !self.buf.is_empty() {
+            return true;
+        }
+        while !self.fill(deadline) {
+            if self.eof || Instant::now() >= deadline {
+                return !self.buf.is_empty();
+            }
+        }
+        true
+    }
+}
