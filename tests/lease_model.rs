@@ -239,8 +239,9 @@ fn run(ops: &[Op]) {
                 if !(h.leased && got.is_err() && m.all_expired(&h)) {
                     assert_eq!(got.is_ok(), h.leased, "nack of {}", h.id);
                 }
-                if let Some(held) = m.held.iter_mut().find(|x| x.id == h.id && x.leased) {
-                    held.due = true;
+                // Given back: due again, and no longer leased.
+                if let Some(held) = m.held.iter_mut().find(|x| x.id == h.id) {
+                    held.leased = false;
                 }
             }
             Op::Extend(i, ms) if !m.held.is_empty() => {

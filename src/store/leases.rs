@@ -10,7 +10,8 @@
 //! - **the deadline, or a nack**: the lease is *due*. Its range joins the
 //!   group's `due` list, and the group's next batch is its still-live events
 //!   (before any newer event), under a new batch id with the attempt one
-//!   higher. Until that happens the old lease can still be acked.
+//!   higher. Until that happens a lease that ran out can still be acked; a
+//!   nacked one was given back and is done.
 //! - **expiry**: every event of it has outlived the TTL; it ends by itself
 //!   and is counted as expired unacked.
 //!
@@ -110,7 +111,9 @@ impl Store {
     }
 
     /// Gives batch `id` back now: its events are due again, and the group's
-    /// earliest parked consumer, if any, takes them at once (returned).
+    /// earliest parked consumer, if any, takes them at once (returned). The
+    /// batch is no longer leased: a later ack, nack or extend of it is
+    /// refused.
     pub fn nack(
         &mut self,
         key: &str,
@@ -121,6 +124,7 @@ impl Store {
         let g = self.leased_to(key, group, id)?;
         self.leases.stats.nacks += 1;
         self.make_due(id);
+        self.end_lease(id);
         Ok(self.wake_group(g, now))
     }
 
@@ -513,6 +517,25 @@ mod tests {
             "handed out again"
         );
         assert_eq!(s.lease_stats().nacks, 1);
+    }
+
+    #[test]
+    fn a_nacked_batch_is_no_longer_leased_even_before_anyone_takes_it() {
+        let mut s = store();
+        let one = push(&mut s, "1", 0);
+        let lease = s
+            .take_with("k", "g", 1, leased(500))
+            .unwrap()
+            .lease
+            .unwrap();
+        assert_eq!(s.nack("k", "g", lease.id, 2), Ok(None));
+        assert_eq!(s.ack("k", "g", lease.id), Err(NotLeased));
+        assert_eq!(s.leased_batches(), 0);
+        let again = s.take_with("k", "g", 3, leased(500)).unwrap();
+        assert_eq!(
+            (ids(&s, &again), again.lease.unwrap().attempt),
+            (vec![one], 2)
+        );
     }
 
     #[test]
