@@ -85,11 +85,12 @@ fn shared(
 ) {
     let body = BatchBody::new(store, batch.clone(), Format::Raw);
     let len = body.len();
-    outbox.push_bytes(|out| write_response_head(out, 200, "application/json", &[], len, true, 1));
-    outbox.push_body(body);
+    let meter = Meter::default();
+    outbox.push_bytes(&meter, |out| write_response_head(out, 200, "application/json", &[], len, true, 1));
+    outbox.push_body(&meter, body);
     let mut released = Vec::new();
     let flushed = outbox
-        .flush(socket, store, scratch, &mut released)
+        .flush(socket, store, &meter, scratch, &mut released)
         .expect("write");
     assert!(flushed.done, "a blocking socket takes everything");
 }
@@ -113,7 +114,7 @@ fn answers(c: &mut Criterion) {
             b.iter(|| single_buffer(black_box(&store), &batch, &mut socket, &mut buf))
         });
         // The server keeps one outbox per connection; so does the bench.
-        let mut outbox = Outbox::new(Meter::default());
+        let mut outbox = Outbox::default();
         group.bench_function(BenchmarkId::new("shared", &name), |b| {
             b.iter(|| {
                 shared(

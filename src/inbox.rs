@@ -75,16 +75,23 @@ enum SpillFraming {
     Chunked { decoder: ChunkedDecoder, done: bool },
 }
 
+/// How far the request being received has come. Boxed in the inbox and
+/// dropped when a connection parks: a parked connection carries none of it.
+#[derive(Debug, Default)]
+struct Receiving {
+    progress: Progress,
+    scanner: HeadScanner,
+    /// `100 Continue` was sent for the request being received.
+    continue_sent: bool,
+}
+
 /// A connection's received bytes.
 #[derive(Debug, Default)]
 pub struct Inbox {
     buf: Vec<u8>,
     /// Bytes before this are consumed requests.
     start: usize,
-    progress: Progress,
-    scanner: HeadScanner,
-    /// `100 Continue` was sent for the request being received.
-    continue_sent: bool,
+    rx: Option<Box<Receiving>>,
     /// Bytes arrived (or a request was consumed) since the last look found
     /// no complete request: there may be work without reading the socket.
     fresh: bool,
@@ -100,7 +107,11 @@ impl Inbox {
 
     /// Whether no unparsed byte is held.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0 && matches!(self.progress, Progress::Head)
+        self.len() == 0
+            && self
+                .rx
+                .as_ref()
+                .is_none_or(|rx| matches!(rx.progress, Progress::Head))
     }
 
     /// Bytes that may be read into the window now.
@@ -153,6 +164,7 @@ impl Inbox {
         if self.is_empty() {
             self.buf = Vec::new();
             self.start = 0;
+            self.rx = None;
         }
     }
 
@@ -167,9 +179,10 @@ impl Inbox {
         memory_left: usize,
     ) -> Result<Framed<'_>, HttpError> {
         self.fresh = false;
-        if matches!(self.progress, Progress::Head) {
+        let rx = self.rx.get_or_insert_with(Box::default);
+        if matches!(rx.progress, Progress::Head) {
             let window = &self.buf[self.start..];
-            let Some(head_len) = self.scanner.scan(window)? else {
+            let Some(head_len) = rx.scanner.scan(window)? else {
                 return Ok(Framed::Partial {
                     expect_continue: false,
                 });
@@ -179,7 +192,7 @@ impl Inbox {
                 // The scanner found the end of the head, so it is all here.
                 http::Status::Partial => return Err(MALFORMED),
             };
-            self.progress = match head.framing {
+            rx.progress = match head.framing {
                 Framing::Empty => Progress::InWindow {
                     head_len,
                     body_len: 0,
@@ -201,9 +214,14 @@ impl Inbox {
                 }
             };
         }
-        self.move_body_out(meter, memory_left)?;
+        if let Progress::Spilled { head_len, body } = &mut rx.progress {
+            // The body bytes that arrived after the head leave the window.
+            let from = self.start + *head_len;
+            let taken = body.take(&self.buf[from..], meter, memory_left)?;
+            self.buf.drain(from..from + taken);
+        }
         let window = &self.buf[self.start..];
-        let (head_len, complete) = match &self.progress {
+        let (head_len, complete) = match &rx.progress {
             Progress::Head => unreachable!("a head was found above"),
             Progress::InWindow { head_len, body_len } => {
                 (*head_len, window.len() >= head_len + body_len)
@@ -215,11 +233,11 @@ impl Inbox {
             http::Status::Partial => return Err(MALFORMED),
         };
         if !complete {
-            let expect_continue = head.expect_continue && !self.continue_sent;
-            self.continue_sent |= expect_continue;
+            let expect_continue = head.expect_continue && !rx.continue_sent;
+            rx.continue_sent |= expect_continue;
             return Ok(Framed::Partial { expect_continue });
         }
-        let body = match &self.progress {
+        let body = match &rx.progress {
             Progress::InWindow { head_len, body_len } => &window[*head_len..head_len + body_len],
             Progress::Spilled { body, .. } => &body.body[..],
             Progress::Head => unreachable!("a head was found above"),
@@ -230,7 +248,10 @@ impl Inbox {
     /// Consumes the request [`Inbox::next_request`] returned, once it has
     /// been handled, and gives its spilled body's memory back.
     pub fn finish_request(&mut self, meter: &Meter) {
-        let consumed = match std::mem::take(&mut self.progress) {
+        let Some(rx) = self.rx.as_mut() else {
+            return;
+        };
+        let consumed = match std::mem::take(&mut rx.progress) {
             Progress::Head => 0,
             Progress::InWindow { head_len, body_len } => head_len + body_len,
             Progress::Spilled { head_len, body } => {
@@ -246,30 +267,21 @@ impl Inbox {
                 self.buf = Vec::new();
             }
         }
-        self.scanner = HeadScanner::default();
-        self.continue_sent = false;
+        rx.scanner = HeadScanner::default();
+        rx.continue_sent = false;
         self.fresh = true;
     }
 
     /// Gives back a spilled body's memory without finishing the request
     /// (the connection is closing).
     pub fn discard(&mut self, meter: &Meter) {
-        if let Progress::Spilled { body, .. } = std::mem::take(&mut self.progress) {
+        if let Some(rx) = self.rx.take()
+            && let Progress::Spilled { body, .. } = rx.progress
+        {
             meter.sub(body.charged);
         }
         self.buf = Vec::new();
         self.start = 0;
-    }
-
-    /// Moves the body bytes that arrived after the head out of the window.
-    fn move_body_out(&mut self, meter: &Meter, memory_left: usize) -> Result<(), HttpError> {
-        let Progress::Spilled { head_len, body } = &mut self.progress else {
-            return Ok(());
-        };
-        let from = self.start + *head_len;
-        let taken = body.take(&self.buf[from..], meter, memory_left)?;
-        self.buf.drain(from..from + taken);
-        Ok(())
     }
 }
 

@@ -9,21 +9,30 @@
 //!
 //! The modules, in the order a request meets them:
 //!
-//! - [`server`]: the event loop. Accepts, dispatches readiness by token,
-//!   fires timers, answers parked consumers in the turn of the push.
-//! - [`connection`]: one connection's state machine (`Reading`, `Parked`,
-//!   `Writing`, `Closing`), its buffers, and how requests are cut out of
-//!   its byte stream.
-//! - [`http`]: HTTP/1.1 framing on `httparse`: heads, chunked bodies, query
-//!   decoding, response heads.
-//! - [`api`]: the endpoints. The only module that knows JSON.
-//! - [`store`]: keys, events, consumer groups and parked consumers. Pure.
+//! - [`server`]: the event loop. Accepts, serves readiness by token, fires
+//!   timers, answers parked consumers in the turn of the push; one file per
+//!   concern (accepting, serving, fan-out, timers, shutdown).
+//! - `connection`: one connection's state machine (`Reading`, `Parked`,
+//!   `Writing`, `Closing`, `Lingering`), with its epoll interest and its
+//!   timer derived from the state.
+//! - `inbox`: the bytes received, and how requests are cut out of them in
+//!   linear time within a 64 KiB window.
+//! - [`http`]: HTTP/1.1 on `httparse`, strictly by RFC 9112: the head
+//!   scanner and parser, the chunked decoder, queries, response heads.
+//! - `api`: the endpoints. With [`render`], the only code that knows JSON.
+//! - [`store`]: keys, events, consumer groups, parked consumers, leases and
+//!   pins. Pure.
+//! - [`render`]: how a batch becomes bytes on the wire, read from the store
+//!   at write time instead of copied.
+//! - [`outbox`]: a connection's unwritten answers, written with `writev`.
+//! - [`memory`]: the count of bytes held for clients outside the store.
 //! - [`wheel`]: the hierarchical timer wheel behind every deadline. Pure.
-//! - [`metrics`]: counters and the Prometheus exposition.
+//! - `metrics`: counters and the Prometheus exposition.
 //! - [`config`]: the settings, as flags and environment variables.
 //!
 //! The store and the wheel never read the clock and never touch a socket;
-//! the event loop never looks inside a body.
+//! the event loop never looks inside a body. Modules without a link are
+//! private: they are the server's insides, not an API.
 
 #![deny(missing_docs)]
 

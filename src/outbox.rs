@@ -24,9 +24,9 @@ use crate::store::{Pin, Store};
 /// piece itself.
 const BODY_COST: usize = std::mem::size_of::<Piece>();
 
-/// Capacity of a written-out byte buffer that is kept for the next answer
-/// rather than freed: enough for the usual head and small body, so
-/// keep-alive traffic does not allocate per request.
+/// Capacity of a written-out byte buffer that is kept (as an empty last
+/// piece) for the next answer rather than freed: enough for the usual head
+/// and small body, so keep-alive traffic does not allocate per request.
 const KEEP_CAPACITY: usize = 4 * 1024;
 
 #[derive(Debug)]
@@ -44,27 +44,17 @@ pub struct Flushed {
     pub done: bool,
 }
 
-/// The queue of unwritten answers of one connection.
-#[derive(Debug)]
+/// The queue of unwritten answers of one connection. Small on purpose (it
+/// is in every connection, parked ones included): the server-wide [`Meter`]
+/// is passed in rather than kept.
+#[derive(Debug, Default)]
 pub struct Outbox {
     pieces: VecDeque<Piece>,
     /// Bytes still to write, bodies included.
     pending: usize,
-    spare: Vec<u8>,
-    meter: Meter,
 }
 
 impl Outbox {
-    /// An empty outbox reporting to `meter`.
-    pub fn new(meter: Meter) -> Outbox {
-        Outbox {
-            pieces: VecDeque::new(),
-            pending: 0,
-            spare: Vec::new(),
-            meter,
-        }
-    }
-
     /// Bytes not yet written.
     pub fn pending(&self) -> usize {
         self.pending
@@ -78,10 +68,12 @@ impl Outbox {
     /// Appends bytes made for this connection: `write` adds them to the
     /// tail buffer (joined with the previous bytes when nothing else is in
     /// between).
-    pub fn push_bytes(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+    pub fn push_bytes(&mut self, meter: &Meter, write: impl FnOnce(&mut Vec<u8>)) {
         if !matches!(self.pieces.back(), Some(Piece::Bytes { .. })) {
-            let buf = std::mem::take(&mut self.spare);
-            self.pieces.push_back(Piece::Bytes { buf, at: 0 });
+            self.pieces.push_back(Piece::Bytes {
+                buf: Vec::new(),
+                at: 0,
+            });
         }
         let Some(Piece::Bytes { buf, .. }) = self.pieces.back_mut() else {
             unreachable!("a bytes piece was just ensured at the back");
@@ -90,14 +82,14 @@ impl Outbox {
         write(buf);
         let added = buf.len() - before;
         self.pending += added;
-        self.meter.add(added);
+        meter.add(added);
     }
 
     /// Appends a batch body. It must be pinned before the store can change
     /// (see [`Outbox::pin_bodies`]) unless it is written first.
-    pub fn push_body(&mut self, body: BatchBody) {
+    pub fn push_body(&mut self, meter: &Meter, body: BatchBody) {
         self.pending += body.remaining();
-        self.meter.add(BODY_COST);
+        meter.add(BODY_COST);
         self.pieces.push_back(Piece::Body { body, pin: None });
     }
 
@@ -123,6 +115,7 @@ impl Outbox {
         &mut self,
         stream: &mut impl Write,
         store: &Store,
+        meter: &Meter,
         scratch: &mut Vec<u8>,
         released: &mut Vec<Pin>,
     ) -> io::Result<Flushed> {
@@ -151,7 +144,7 @@ impl Outbox {
                 }
             };
             wrote += n;
-            self.consume(n, store, released);
+            self.consume(n, store, meter, released);
         }
         Ok(Flushed {
             wrote,
@@ -161,30 +154,32 @@ impl Outbox {
 
     /// Drops everything unwritten (the connection is closing), handing back
     /// the pins.
-    pub fn discard(&mut self, released: &mut Vec<Pin>) {
+    pub fn discard(&mut self, meter: &Meter, released: &mut Vec<Pin>) {
         for piece in self.pieces.drain(..) {
             match piece {
-                Piece::Bytes { buf, at } => self.meter.sub(buf.len() - at),
+                Piece::Bytes { buf, at } => meter.sub(buf.len() - at),
                 Piece::Body { pin, .. } => {
-                    self.meter.sub(BODY_COST);
+                    meter.sub(BODY_COST);
                     released.extend(pin);
                 }
             }
         }
         self.pending = 0;
-        self.spare = Vec::new();
     }
 
-    /// Releases the memory kept for the next answer: a parked connection
-    /// holds no buffer.
-    pub fn release_spare(&mut self) {
-        self.spare = Vec::new();
+    /// Releases the memory kept for the next answer when everything is
+    /// written: a parked connection holds no buffer.
+    pub fn release(&mut self) {
+        if self.pending == 0 {
+            self.pieces = VecDeque::new();
+        }
     }
 
     /// Takes `n` written bytes off the front pieces.
-    fn consume(&mut self, mut n: usize, store: &Store, released: &mut Vec<Pin>) {
+    fn consume(&mut self, mut n: usize, store: &Store, meter: &Meter, released: &mut Vec<Pin>) {
         self.pending -= n;
         while n > 0 {
+            let only = self.pieces.len() == 1;
             let Some(front) = self.pieces.front_mut() else {
                 debug_assert!(false, "the socket took more than was queued");
                 return;
@@ -194,17 +189,17 @@ impl Outbox {
                     let take = n.min(buf.len() - *at);
                     *at += take;
                     n -= take;
-                    self.meter.sub(take);
+                    meter.sub(take);
                     if *at < buf.len() {
                         return;
                     }
-                    let Some(Piece::Bytes { mut buf, .. }) = self.pieces.pop_front() else {
-                        unreachable!("the front piece is bytes");
-                    };
-                    if buf.capacity() <= KEEP_CAPACITY && self.spare.capacity() == 0 {
+                    if only && buf.capacity() <= KEEP_CAPACITY {
+                        // Kept, empty, for the next answer.
                         buf.clear();
-                        self.spare = buf;
+                        *at = 0;
+                        return;
                     }
+                    self.pieces.pop_front();
                 }
                 Piece::Body { body, pin } => {
                     let take = n.min(body.remaining());
@@ -214,7 +209,7 @@ impl Outbox {
                         return;
                     }
                     released.extend(pin.take());
-                    self.meter.sub(BODY_COST);
+                    meter.sub(BODY_COST);
                     self.pieces.pop_front();
                 }
             }
@@ -266,10 +261,10 @@ mod tests {
         store.push("k", b"2", 0, &mut woken).unwrap();
         let batch = store.take("k", "g", 0).unwrap();
         let meter = Meter::default();
-        let mut out = Outbox::new(meter.clone());
-        out.push_bytes(|b| b.extend_from_slice(b"HEAD1 "));
-        out.push_body(BatchBody::new(&store, batch, Format::Raw));
-        out.push_bytes(|b| b.extend_from_slice(b" HEAD2"));
+        let mut out = Outbox::default();
+        out.push_bytes(&meter, |b| b.extend_from_slice(b"HEAD1 "));
+        out.push_body(&meter, BatchBody::new(&store, batch, Format::Raw));
+        out.push_bytes(&meter, |b| b.extend_from_slice(b" HEAD2"));
         out.pin_bodies(&mut store);
         assert!(meter.held() > 12);
         let mut socket = Socket {
@@ -279,7 +274,7 @@ mod tests {
         };
         let (mut scratch, mut released) = (Vec::new(), Vec::new());
         let first = out
-            .flush(&mut socket, &store, &mut scratch, &mut released)
+            .flush(&mut socket, &store, &meter, &mut scratch, &mut released)
             .unwrap();
         assert_eq!(
             first,
@@ -291,7 +286,7 @@ mod tests {
         socket.writes = usize::MAX;
         socket.per_write = 1000;
         let rest = out
-            .flush(&mut socket, &store, &mut scratch, &mut released)
+            .flush(&mut socket, &store, &meter, &mut scratch, &mut released)
             .unwrap();
         assert!(rest.done);
         let want = format!("HEAD1 [{big},2] HEAD2");
@@ -307,12 +302,12 @@ mod tests {
         store.push("k", b"1", 0, &mut woken).unwrap();
         let batch = store.take("k", "g", 0).unwrap();
         let meter = Meter::default();
-        let mut out = Outbox::new(meter.clone());
-        out.push_bytes(|b| b.extend_from_slice(b"head"));
-        out.push_body(BatchBody::new(&store, batch, Format::Raw));
+        let mut out = Outbox::default();
+        out.push_bytes(&meter, |b| b.extend_from_slice(b"head"));
+        out.push_body(&meter, BatchBody::new(&store, batch, Format::Raw));
         out.pin_bodies(&mut store);
         let mut released = Vec::new();
-        out.discard(&mut released);
+        out.discard(&meter, &mut released);
         assert_eq!((meter.held(), released.len(), out.pending()), (0, 1, 0));
     }
 }

@@ -27,6 +27,7 @@
 
 mod io;
 
+use std::fmt;
 use std::net::{Shutdown, SocketAddr};
 
 use mio::Interest;
@@ -34,7 +35,6 @@ use mio::net::TcpStream;
 
 use crate::config::Millis;
 use crate::inbox::Inbox;
-use crate::memory::Meter;
 use crate::outbox::Outbox;
 use crate::store::ParkKey;
 use crate::wheel::TimerKey;
@@ -128,13 +128,25 @@ pub struct Timeouts {
     pub idle: Millis,
 }
 
+/// A peer's address as logs show it: `?` once the kernel has forgotten it
+/// (the connection was reset).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(Option<SocketAddr>);
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("?"),
+        }
+    }
+}
+
 /// One client connection.
 #[derive(Debug)]
 pub struct Connection {
     /// The socket.
     pub stream: TcpStream,
-    /// The peer's address, for logs.
-    pub peer: SocketAddr,
     state: State,
     /// Bytes received and not yet consumed as requests.
     pub inbox: Inbox,
@@ -157,8 +169,9 @@ pub struct Connection {
     /// When the connection last made progress (a request answered, bytes
     /// written): the idle and stall timeouts count from here.
     active_since: Millis,
-    /// Requests answered so far.
-    served: u64,
+    /// A request has been answered: between requests the idle timer runs,
+    /// not the header timer.
+    served: bool,
     /// The connection is on the loop's list of connections to visit.
     pub queued: bool,
     /// Bytes the kernel still held unacknowledged for the client when the
@@ -169,26 +182,19 @@ pub struct Connection {
 
 impl Connection {
     /// A connection accepted at `now`, registered for `registered`.
-    pub fn new(
-        stream: TcpStream,
-        peer: SocketAddr,
-        registered: Interest,
-        meter: Meter,
-        now: Millis,
-    ) -> Connection {
+    pub fn new(stream: TcpStream, registered: Interest, now: Millis) -> Connection {
         Connection {
             stream,
-            peer,
             state: State::Reading,
             inbox: Inbox::default(),
-            outbox: Outbox::new(meter),
+            outbox: Outbox::default(),
             readable: false,
             hung_up: false,
             registered,
             armed: None,
             request_since: now,
             active_since: now,
-            served: 0,
+            served: false,
             queued: false,
             kernel_queue: None,
         }
@@ -197,6 +203,13 @@ impl Connection {
     /// Where it is in its life.
     pub fn state(&self) -> State {
         self.state
+    }
+
+    /// The peer's address, for logs. Asked of the kernel when needed rather
+    /// than kept: tens of thousands of parked connections would each carry
+    /// 32 bytes for a log line most never get.
+    pub fn peer(&self) -> Peer {
+        Peer(self.stream.peer_addr().ok())
     }
 
     // ----- what the state needs --------------------------------------------
@@ -223,7 +236,7 @@ impl Connection {
     pub fn deadline(&self, t: &Timeouts) -> Option<(TimerKind, Millis)> {
         Some(match self.state {
             State::Parked { deadline, .. } => (TimerKind::Poll, deadline),
-            State::Reading if self.inbox.in_request() || self.served == 0 => {
+            State::Reading if self.inbox.in_request() || !self.served => {
                 (TimerKind::Request, self.request_since + t.request)
             }
             State::Reading if !self.outbox.is_empty() => {
@@ -275,7 +288,7 @@ impl Connection {
     /// A request was answered at `now`; the connection stays open for the
     /// next one or closes after this answer.
     pub fn answered(&mut self, keep_alive: bool, now: Millis) {
-        self.served += 1;
+        self.served = true;
         self.active_since = now;
         self.request_since = now;
         self.state = if keep_alive {
@@ -294,7 +307,7 @@ impl Connection {
             deadline,
         };
         self.inbox.release();
-        self.outbox.release_spare();
+        self.outbox.release();
     }
 
     /// Answers backed up past [`OUTPUT_LIMIT`], or drained below it again.
@@ -397,6 +410,7 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::Meter;
 
     const T: Timeouts = Timeouts {
         request: 10_000,
@@ -410,7 +424,7 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         std::mem::forget(client);
         let stream = TcpStream::from_std(server);
-        Connection::new(stream, addr, Interest::READABLE, Meter::default(), 1_000)
+        Connection::new(stream, Interest::READABLE, 1_000)
     }
 
     fn park_key() -> ParkKey {
@@ -490,7 +504,8 @@ mod tests {
     fn writing_waits_on_the_stall_timer_and_wants_no_input() {
         let mut c = conn();
         c.answered(true, 2_000);
-        c.outbox.push_bytes(|b| b.resize(OUTPUT_LIMIT + 1, b'x'));
+        c.outbox
+            .push_bytes(&Meter::default(), |b| b.resize(OUTPUT_LIMIT + 1, b'x'));
         c.check_backlog();
         assert_eq!(c.state(), State::Writing);
         assert_eq!(c.interest(), Interest::WRITABLE);
@@ -522,7 +537,8 @@ mod tests {
         assert!(!c.needs_visit());
         c.readable = true;
         assert!(c.needs_visit());
-        c.outbox.push_bytes(|b| b.resize(OUTPUT_LIMIT + 1, b'x'));
+        c.outbox
+            .push_bytes(&Meter::default(), |b| b.resize(OUTPUT_LIMIT + 1, b'x'));
         c.check_backlog();
         assert!(!c.needs_visit(), "a writing connection does not read");
     }

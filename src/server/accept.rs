@@ -72,13 +72,7 @@ impl Server {
             warn!("cannot register connection from {peer}: {e}");
             return;
         }
-        entry.insert(Connection::new(
-            stream,
-            peer,
-            Interest::READABLE,
-            self.meter.clone(),
-            now,
-        ));
+        entry.insert(Connection::new(stream, Interest::READABLE, now));
         self.api.metrics.connections_accepted += 1;
         debug!("#{token} accepted from {peer}");
         // A new connection's request may already be here; epoll reports it

@@ -25,7 +25,7 @@
 //! connection's `readable` flag remembers that epoll said so until a read
 //! finds the socket empty, and a connection that stops early (its read
 //! budget spent, or its state not wanting input) is put on the `revisit`
-//! list by one rule, [`crate::connection::Connection::needs_visit`]:
+//! list by one rule, `Connection::needs_visit`:
 //! epoll will not remind us.
 
 mod accept;
@@ -67,10 +67,10 @@ const LISTEN_BACKLOG: libc::c_int = 16_384;
 /// What a timer in the wheel is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timer {
-    /// Look at connection `token` at tick `at`: the connection's
-    /// [`Connection::deadline`] says what for. `at` tells this entry from
-    /// one armed earlier for a connection that has since reused the slot.
-    Connection { token: usize, at: Millis },
+    /// Look at connection `token`: its [`Connection::deadline`] says what
+    /// for. A connection's entry is cancelled when it is replaced or the
+    /// connection closes, so one that fires is the connection's own.
+    Connection(usize),
     /// Lease `id` may have run out.
     Lease(u64),
     /// Free expired events.
@@ -321,6 +321,16 @@ mod tests {
         let start = at(5, 100_000);
         let deadline = ceil_millis(start) + 750;
         assert!(Duration::from_millis(deadline) >= start + Duration::from_millis(750));
+    }
+
+    /// What a parked connection costs in user space, beside the kernel's
+    /// socket: its slab entry, its wheel entry. Printed, for the README.
+    #[test]
+    fn what_a_connection_costs() {
+        let entry = std::mem::size_of::<Connection>();
+        let timer = std::mem::size_of::<Timer>();
+        println!("connection {entry} B, timer value {timer} B");
+        assert!(entry <= 192, "a connection grew to {entry} bytes");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::connection::{Fill, ReplyStyle, State};
 use crate::http::{self, HttpError};
 use crate::inbox::Framed;
 use crate::metrics::Endpoint;
+use crate::memory::Meter;
 use crate::outbox::Outbox;
 use crate::store::ConsumerId;
 
@@ -106,7 +107,7 @@ impl Server {
                     Ok(Framed::Partial { expect_continue }) => {
                         if expect_continue {
                             conn.outbox
-                                .push_bytes(|b| b.extend_from_slice(http::CONTINUE));
+                                .push_bytes(&self.meter, |b| b.extend_from_slice(http::CONTINUE));
                         }
                         conn.inbox = inbox;
                         break;
@@ -164,7 +165,7 @@ impl Server {
     /// A request that cannot be framed: answer it, then close, since the
     /// rest of the stream cannot be trusted.
     fn protocol_error(&mut self, token: usize, e: HttpError) {
-        let peer = self.conns[token].peer;
+        let peer = self.conns[token].peer();
         self.warn_limited(
             "protocol",
             format_args!("#{token} {peer}: {} {}, closing", e.status, e.message),
@@ -200,7 +201,7 @@ impl Server {
         let now = self.now();
         let date = self.date.now();
         let conn = &mut self.conns[token];
-        queue_response(&mut conn.outbox, response, reply, date);
+        queue_response(&mut conn.outbox, &self.meter, response, reply, date);
         conn.answered(reply.keep_alive, now);
     }
 
@@ -213,6 +214,7 @@ impl Server {
             api,
             write_scratch,
             released,
+            meter,
             ..
         } = self;
         let Some(conn) = conns.get_mut(token) else {
@@ -223,7 +225,7 @@ impl Server {
         }
         let result = conn
             .outbox
-            .flush(&mut conn.stream, &api.store, write_scratch, released);
+            .flush(&mut conn.stream, &api.store, meter, write_scratch, released);
         match result {
             Ok(flushed) => {
                 if flushed.wrote > 0 {
@@ -288,10 +290,10 @@ impl Server {
         if let Some((key, _)) = conn.armed {
             self.wheel.cancel(key);
         }
-        conn.outbox.discard(&mut self.released);
+        conn.outbox.discard(&self.meter, &mut self.released);
         conn.inbox.discard(&self.meter);
         self.release_pins();
-        debug!("#{token} {} closed: {why}", conn.peer);
+        debug!("#{token} {} closed: {why}", conn.peer());
         // Dropping the stream closes the descriptor, which also removes it
         // from the epoll set: no descriptor of it was ever duplicated.
         drop(conn);
@@ -320,6 +322,7 @@ impl Server {
 /// queue's answers must never be served from a cache).
 pub(super) fn queue_response(
     outbox: &mut Outbox,
+    meter: &Meter,
     response: &Response,
     reply: ReplyStyle,
     date: &str,
@@ -340,7 +343,7 @@ pub(super) fn queue_response(
         n += 1;
     }
     let body_len = response.body.len();
-    outbox.push_bytes(|out| {
+    outbox.push_bytes(meter, |out| {
         http::write_response_head(
             out,
             response.status,
@@ -360,7 +363,7 @@ pub(super) fn queue_response(
         }
     });
     if let (false, Body::Batch(body)) = (reply.head_only, &response.body) {
-        outbox.push_body(body.clone());
+        outbox.push_body(meter, body.clone());
     }
 }
 

@@ -30,7 +30,7 @@ impl Server {
         self.wheel.advance(now, &mut fired);
         for timer in fired.drain(..) {
             match timer {
-                Timer::Connection { token, at } => self.connection_timer(token, at, now),
+                Timer::Connection(token) => self.connection_timer(token, now),
                 Timer::Sweep => {
                     self.sweep = None;
                     self.api.sweep(now);
@@ -65,21 +65,17 @@ impl Server {
                 if let Some((key, _)) = armed {
                     self.wheel.cancel(key);
                 }
-                conn.armed =
-                    wanted.map(|at| (self.wheel.insert(at, Timer::Connection { token, at }), at));
+                conn.armed = wanted.map(|at| (self.wheel.insert(at, Timer::Connection(token)), at));
             }
         }
     }
 
-    fn connection_timer(&mut self, token: usize, at: Millis, now: Millis) {
+    fn connection_timer(&mut self, token: usize, now: Millis) {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        // The connection's entry is cancelled whenever it is replaced or the
-        // connection closes, so this is it; the check costs nothing.
-        if conn.armed.map(|(_, armed)| armed) != Some(at) {
-            return;
-        }
+        // The entry that fired is the connection's only one (see `Timer`).
+        debug_assert!(conn.armed.is_some(), "#{token}: a timer fired that was not armed");
         conn.armed = None;
         match conn.deadline(&self.timeouts) {
             Some((kind, deadline)) if deadline <= now => self.time_out(token, kind),
@@ -90,7 +86,7 @@ impl Server {
 
     /// The wait `kind` of connection `token` is over.
     fn time_out(&mut self, token: usize, kind: TimerKind) {
-        let peer = self.conns[token].peer;
+        let peer = self.conns[token].peer();
         match kind {
             TimerKind::Poll => {
                 let now = self.now();

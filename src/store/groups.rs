@@ -34,8 +34,7 @@ impl Store {
             head: None,
             tail: None,
             waiting_at: None,
-            leases: Vec::new(),
-            due: VecDeque::new(),
+            leases: None,
         }) as u32;
         self.keys[key_idx as usize].groups.insert(name.into(), g);
         g
@@ -47,7 +46,7 @@ impl Store {
     pub(super) fn forget_if_unused(&mut self, group: u32) {
         let g = &self.groups[group as usize];
         // A lease is a promise to the group: it keeps the group.
-        if g.head.is_some() || !g.leases.is_empty() || !g.due.is_empty() {
+        if g.head.is_some() || g.leases.as_ref().is_some_and(|l| l.held()) {
             return;
         }
         let key = &self.keys[g.key as usize];

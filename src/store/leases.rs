@@ -19,7 +19,7 @@
 //! arms a timer at each lease's deadline and calls [`Store::lease_timer`]
 //! when it fires; an extended lease simply tells it to wait longer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
 
 use super::{Batch, Delivery, Leased, Store, Take};
@@ -79,6 +79,28 @@ pub(super) struct Due {
     lease: Option<u64>,
 }
 
+/// A group's side of its leases.
+#[derive(Debug, Default)]
+pub(super) struct GroupLeases {
+    /// Ids of its leases, running or run out.
+    ids: Vec<u64>,
+    /// Leased events to hand out again before any newer event, oldest
+    /// first.
+    due: VecDeque<Due>,
+}
+
+impl GroupLeases {
+    /// Whether the group still owes anything to a lease.
+    pub(super) fn held(&self) -> bool {
+        !self.ids.is_empty() || !self.due.is_empty()
+    }
+}
+
+/// A group's leases, made when it first leases.
+fn of(group: &mut super::Group) -> &mut GroupLeases {
+    group.leases.get_or_insert_with(Box::default)
+}
+
 /// Every lease of the store, by batch id.
 #[derive(Debug)]
 pub(super) struct Leases {
@@ -103,7 +125,7 @@ impl Store {
     pub fn ack(&mut self, key: &str, group: &str, id: u64) -> Result<usize, NotLeased> {
         let g = self.leased_to(key, group, id)?;
         // Done with: if it was due again, it is not handed out any more.
-        self.groups[g as usize].due.retain(|d| d.lease != Some(id));
+        of(&mut self.groups[g as usize]).due.retain(|d| d.lease != Some(id));
         let lease = self.end_lease(id).ok_or(NotLeased)?;
         self.leases.stats.acks += 1;
         self.forget_if_unused(g);
@@ -146,7 +168,7 @@ impl Store {
         };
         l.deadline = deadline;
         if std::mem::take(&mut l.due) {
-            self.groups[g as usize].due.retain(|d| d.lease != Some(id));
+            of(&mut self.groups[g as usize]).due.retain(|d| d.lease != Some(id));
         }
         Ok(deadline)
     }
@@ -183,7 +205,11 @@ impl Store {
     /// nothing live left end here.
     pub(super) fn redeliver(&mut self, group: u32, now: Millis, take: Take) -> Option<Batch> {
         let key = self.groups[group as usize].key;
-        while let Some(due) = self.groups[group as usize].due.front().cloned() {
+        while let Some(due) = self.groups[group as usize]
+            .leases
+            .as_ref()
+            .and_then(|l| l.due.front().cloned())
+        {
             let (from, to, live) = {
                 let events = &self.keys[key as usize].events;
                 let from = events.partition_point(|e| e.seq < due.seqs.start);
@@ -200,7 +226,7 @@ impl Store {
                 self.end_lease(id);
             }
             if live >= to {
-                self.groups[group as usize].due.pop_front();
+                of(&mut self.groups[group as usize]).due.pop_front();
                 continue;
             }
             let len = (to - live).min(take.limit.max(1) as usize);
@@ -213,7 +239,7 @@ impl Store {
                 };
                 (events[live].seq, end)
             };
-            let queue = &mut self.groups[group as usize].due;
+            let queue = &mut of(&mut self.groups[group as usize]).due;
             if end < due.seqs.end {
                 if let Some(front) = queue.front_mut() {
                     front.seqs.start = end;
@@ -255,7 +281,7 @@ impl Store {
                     due: false,
                 },
             );
-            self.groups[group as usize].leases.push(id);
+            of(&mut self.groups[group as usize]).ids.push(id);
             Leased {
                 id,
                 attempt,
@@ -283,8 +309,11 @@ impl Store {
             .map_or(self.next_seq, |e| e.seq);
         let groups: Vec<u32> = key.groups.values().copied().collect();
         for g in groups {
-            let dead: Vec<u64> = self.groups[g as usize]
-                .leases
+            let Some(held) = &self.groups[g as usize].leases else {
+                continue;
+            };
+            let dead: Vec<u64> = held
+                .ids
                 .iter()
                 .copied()
                 .filter(|id| {
@@ -299,7 +328,7 @@ impl Store {
                     self.leases.stats.events_expired += lease.count as u64;
                 }
             }
-            self.groups[g as usize]
+            of(&mut self.groups[g as usize])
                 .due
                 .retain(|d| d.seqs.end > live_from);
         }
@@ -331,7 +360,7 @@ impl Store {
             attempt: lease.attempt,
             lease: Some(id),
         };
-        let queue = &mut self.groups[lease.group as usize].due;
+        let queue = &mut of(&mut self.groups[lease.group as usize]).due;
         let at = queue.partition_point(|d| d.seqs.start < due.seqs.start);
         queue.insert(at, due);
     }
@@ -340,8 +369,8 @@ impl Store {
     /// acked under that id.
     fn end_lease(&mut self, id: u64) -> Option<Lease> {
         let lease = self.leases.by_id.remove(&id)?;
-        let g = &mut self.groups[lease.group as usize];
-        g.leases.retain(|&l| l != id);
+        let g = of(&mut self.groups[lease.group as usize]);
+        g.ids.retain(|&l| l != id);
         if lease.due {
             for d in g.due.iter_mut().filter(|d| d.lease == Some(id)) {
                 d.lease = None;

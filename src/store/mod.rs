@@ -189,11 +189,9 @@ struct Group {
     tail: Option<u32>,
     /// Index in the key's `waiting` list while someone is parked.
     waiting_at: Option<u32>,
-    /// Ids of this group's leases, running or run out.
-    leases: Vec<u64>,
-    /// Leased events to hand out again before any newer event, oldest
-    /// first (see `leases.rs`).
-    due: VecDeque<leases::Due>,
+    /// Its leases, if it ever had any: boxed, because most groups never
+    /// lease and every parked consumer of its own group pays for the field.
+    leases: Option<Box<leases::GroupLeases>>,
 }
 
 #[derive(Debug)]

@@ -45,7 +45,7 @@ impl Store {
         self.live_events
     }
 
-    /// Bytes charged against the memory limit: JSON plus [`EVENT_OVERHEAD`]
+    /// Bytes charged against the memory limit: JSON plus [`super::EVENT_OVERHEAD`]
     /// for every retained event, pinned ones included.
     pub fn live_bytes(&self) -> usize {
         self.live_bytes

@@ -121,28 +121,7 @@ impl Server {
     /// `env`, and waits for the startup line. The caller must make sure the
     /// address it listens on is free (port 0, or `EVENT_SYNCER_LISTEN`).
     pub fn launch(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let (child, log, _drainer) = spawn_logged(args, env);
-
-        let mut server = Server {
-            child,
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            log,
-        };
-        let line = server
-            .wait_for_log(LISTENING, after(STARTUP_DEADLINE))
-            .unwrap_or_else(|| {
-                panic!(
-                    "no startup line within {STARTUP_DEADLINE:?}; stderr:\n{}",
-                    server.logs()
-                )
-            });
-        let rest = &line[line.find(LISTENING).expect("found above") + LISTENING.len()..];
-        let addr = rest.split_whitespace().next().unwrap_or("");
-        server.addr = addr
-            .trim_end_matches([',', ';', ')'])
-            .parse()
-            .unwrap_or_else(|e| panic!("startup line address {addr:?}: {e}; line: {line}"));
-        server
+        Server::from_command(command(args, env))
     }
 
     /// The address the server really listens on, from its startup line.
