@@ -924,9 +924,7 @@ impl Bench<'_> {
                                         String::from_utf8_lossy(&body)
                                     ));
                                 }
-                                ids.iter().for_each(|&id| {
-                                    acked_ids[group].insert(id);
-                                });
+                                acked_ids[group].extend(ids.iter().copied());
                                 acked[group].push(ids);
                             }
                             // The lease ran out before the ack arrived: the
@@ -962,6 +960,7 @@ impl Bench<'_> {
                                 redeliveries += 1;
                             }
                             let ids: Vec<u64> = events.iter().map(|&(id, _)| id).collect();
+                            // Rules 5 and 1: at most `limit`, in push order.
                             if ids.len() > LIMIT || ids.windows(2).any(|w| w[0] >= w[1]) {
                                 bad_batches.push(format!(
                                     "group l{group}, batch {}: {ids:?}",
