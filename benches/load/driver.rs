@@ -31,10 +31,12 @@ use crate::wire::{self, Parsed};
 #[derive(Debug)]
 pub enum Note {
     /// A whole response arrived. `sent` is when its request was written
-    /// (`None` for a response nobody asked for).
+    /// (`None` for a response nobody asked for). `lease` is the batch's
+    /// `Batch-Id` and `Batch-Attempt`, if it carried them.
     Response {
         conn: usize,
         status: u16,
+        lease: Option<wire::Lease>,
         body: Vec<u8>,
         sent: Option<Instant>,
         at: Instant,
@@ -249,11 +251,17 @@ fn read(
     let mut used = 0;
     while used < conn.input.len() {
         match wire::parse_response(&conn.input[used..], eof) {
-            Parsed::Complete { status, body, len } => {
+            Parsed::Complete {
+                status,
+                lease,
+                body,
+                len,
+            } => {
                 used += len;
                 notes.push(Note::Response {
                     conn: id,
                     status,
+                    lease,
                     body,
                     sent: conn.sent.pop_front(),
                     at,

@@ -9,7 +9,8 @@
 //! figures to `target/bench-load/results.json` and latency CDFs to
 //! `target/bench-load/latency.svg`. It exits non-zero if any server answered
 //! wrongly (a lost, duplicated or reordered event, a second receiver in one
-//! group, a consumer answered with nothing pushed...).
+//! group, a consumer answered with nothing pushed, a leased event never acked
+//! or acked twice in one group...).
 //!
 //! The same numbers can be taken from any server speaking the API:
 //! `EVENT_SYNCER_BENCH_URL=http://host:port` (or `-- --url URL`) skips the
@@ -26,8 +27,8 @@
 //!   run one side.
 //! - `EVENT_SYNCER_BENCH_BIN=PATH`: the server binary to start.
 //!
-//! `-- --self-test` checks the response parser and the churn verdict (a
-//! `harness = false` target has no test runner).
+//! `-- --self-test` checks the response parser and the churn and lease-churn
+//! verdicts (a `harness = false` target has no test runner).
 //!
 //! # Layout
 //!
@@ -37,7 +38,7 @@
 //! - `driver.rs`: the load generator, one `mio::Poll` for every connection.
 //! - `wire.rs`: requests as bytes, minimal response parsing.
 //! - `scenarios.rs`: push rate, parked capacity, fan-out, one group,
-//!   ping-pong, churn.
+//!   ping-pong, churn, lease churn.
 //! - `report.rs`: the table, JSON and SVG.
 //! - `sys.rs`: fd limit and `/proc` readings.
 
@@ -252,7 +253,7 @@ fn run() -> Result<bool, String> {
     println!("{hardware}");
     println!("{fds}");
     println!(
-        "push rate {push_secs} s on {} connections, pipeline {}; {} ping-pong rounds; {} churn events{}",
+        "push rate {push_secs} s on {} connections, pipeline {}; {} ping-pong rounds; {} churn and lease churn events{}",
         config.push_conns,
         config.pipeline,
         config.rounds,
@@ -274,6 +275,7 @@ fn run() -> Result<bool, String> {
         "pipeline": config.pipeline,
         "ping_pong_rounds": config.rounds,
         "churn_events": config.churn_events,
+        "lease_churn_events": config.churn_events,
         "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     });
     let json = report::json(context, server_outcome.as_ref(), baseline_outcome.as_ref());

@@ -186,6 +186,42 @@ const ROWS: &[(&str, &str, &str, Unit)] = &[
         "churn.faults",
         Unit::Count,
     ),
+    (
+        "lease churn",
+        "deliveries/s (all attempts)",
+        "leasechurn.deliveries_per_s",
+        Unit::PerSec,
+    ),
+    (
+        "lease churn",
+        "batches acked",
+        "leasechurn.batches_acked",
+        Unit::Count,
+    ),
+    (
+        "lease churn",
+        "redeliveries (Batch-Attempt > 1)",
+        "leasechurn.redeliveries",
+        Unit::Count,
+    ),
+    (
+        "lease churn",
+        "acks too late (409)",
+        "leasechurn.acks_refused",
+        Unit::Count,
+    ),
+    (
+        "lease churn",
+        "events lost (want 0)",
+        "leasechurn.lost",
+        Unit::Count,
+    ),
+    (
+        "lease churn",
+        "events acked twice in a group (want 0)",
+        "leasechurn.duplicated",
+        Unit::Count,
+    ),
 ];
 
 type Figures = BTreeMap<&'static str, f64>;

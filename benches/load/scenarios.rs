@@ -7,11 +7,12 @@
 //! blocking-gets without keys or groups and answers all of them on any push,
 //! the scenarios that mean something run: push rate, parked capacity,
 //! fan-out (its floor: one write per parked socket) and a plain request
-//! round trip (ping-pong). A scenario that cannot go on returns `Err`; one whose server
-//! answered wrongly records a failure and goes on, so that one run shows
-//! every problem at once.
+//! round trip (ping-pong). The baseline has no groups and no leases, so one
+//! group, churn and lease churn are event-syncer's only. A scenario that
+//! cannot go on returns `Err`; one whose server answered wrongly records a
+//! failure and goes on, so that one run shows every problem at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -95,6 +96,9 @@ pub fn run(target: &mut Target, config: &Config, baseline: bool) -> Outcome {
     if !baseline {
         let churn = bench.churn();
         step(&mut bench, "churn", churn);
+        // The baseline has no leases.
+        let lease_churn = bench.lease_churn();
+        step(&mut bench, "lease churn", lease_churn);
     }
     let push = bench.push_rate();
     step(&mut bench, "push rate", push);
@@ -795,6 +799,266 @@ impl Bench<'_> {
         Ok(())
     }
 
+    /// 10 groups of 3 looping consumers under 0.2 s leases, 2 pushers. One
+    /// batch in three is not acked (half of those by hanging up), so its
+    /// events come back; in the end every group must have acked every event
+    /// once, and no event twice.
+    fn lease_churn(&mut self) -> Result<(), String> {
+        const GROUPS: usize = 10;
+        const PER_GROUP: usize = 3;
+        const PUSHERS: u64 = 2;
+        const LIMIT: usize = 10;
+        let total = self.config.churn_events;
+        let key = format!("{}-lease", self.config.run_id);
+        let host = self.target.host.clone();
+        let gets: Vec<Vec<u8>> = (0..GROUPS)
+            .map(|group| {
+                wire::blocking_get_with(
+                    &host,
+                    &key,
+                    &format!("l{group}"),
+                    &format!("&lease=0.2&limit={LIMIT}&format=envelope&timeout=1"),
+                )
+            })
+            .collect();
+        let acks = |group: usize, batch: u64| wire::ack(&host, &key, &format!("l{group}"), batch);
+        let mut driver = self.driver()?;
+        let mut consumers = BTreeMap::new();
+        for (group, get) in gets.iter().enumerate() {
+            for _ in 0..PER_GROUP {
+                let conn = self.connect(&mut driver)?;
+                consumers.insert(conn, Consumer::Getting { group });
+                driver.send(conn, get);
+            }
+        }
+        let control = self.connect(&mut driver)?;
+        let mut held = Held {
+            driver,
+            conns: Vec::new(),
+            control,
+            key: key.clone(),
+        };
+        let mut others = Vec::new();
+        self.wait_parked(
+            &mut held,
+            (GROUPS * PER_GROUP) as u64,
+            Duration::from_millis(500),
+            &mut others,
+        )?;
+        let mut driver = held.driver;
+        let pushers: Vec<usize> = (0..PUSHERS)
+            .map(|_| self.connect(&mut driver))
+            .collect::<Result<_, _>>()?;
+        let mut next: Vec<u64> = (0..PUSHERS).collect();
+        let push = |i: u64| wire::push(&host, &key, format!(r#"{{"i":{i}}}"#).as_bytes());
+        let started = Instant::now();
+        for (p, &conn) in pushers.iter().enumerate() {
+            if next[p] < total {
+                driver.send(conn, &push(next[p]));
+                next[p] += PUSHERS;
+            }
+        }
+        // Event id -> the `i` pushed with it, from the pushes' answers.
+        let mut pushed = BTreeMap::new();
+        // Every (id, i) handed out, checked against `pushed` at the end: a
+        // consumer may see an event before its pusher learns the id.
+        let mut handed_out = Vec::new();
+        let mut acked: Vec<Vec<Vec<u64>>> = vec![Vec::new(); GROUPS];
+        let mut acked_ids: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); GROUPS];
+        let mut answers = [0u64; GROUPS];
+        let (mut deliveries, mut redeliveries, mut refused) = (0u64, 0u64, 0u64);
+        let mut bad_batches = Vec::new();
+        let mut last = started;
+        let deadline = started + Duration::from_secs(60);
+        let mut grace_until: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            if now >= deadline || grace_until.is_some_and(|until| now >= until) {
+                break;
+            }
+            self.poll(&mut driver, Duration::from_millis(20))?;
+            // Out of `self`: handling a note may connect or record a failure.
+            others.append(&mut self.notes);
+            for note in others.drain(..) {
+                let (conn, status, lease, body, at) = match note {
+                    Note::Response { conn, .. } if conn == control => continue,
+                    Note::Response {
+                        conn,
+                        status,
+                        lease,
+                        body,
+                        at,
+                        ..
+                    } => (conn, status, lease, body, at),
+                    Note::Closed { conn, why } => {
+                        return Err(format!("connection {conn}: {why}"));
+                    }
+                };
+                if let Some(p) = pushers.iter().position(|&c| c == conn) {
+                    let Some(id) = wire::pushed_id(&body).filter(|_| status == 200) else {
+                        return Err(format!(
+                            "push answered {status} {:?}",
+                            String::from_utf8_lossy(&body)
+                        ));
+                    };
+                    // Pusher p sent p, p + 2, ...: this answer is for the
+                    // one before `next[p]`.
+                    pushed.insert(id, next[p] - PUSHERS);
+                    if next[p] < total {
+                        driver.send(conn, &push(next[p]));
+                        next[p] += PUSHERS;
+                    }
+                    continue;
+                }
+                let Some(consumer) = consumers.remove(&conn) else {
+                    continue;
+                };
+                let group = match consumer {
+                    Consumer::Acking { group, ids } => {
+                        match (status, wire::acked_count(&body)) {
+                            (200, Some(n)) => {
+                                if n != ids.len() as u64 {
+                                    self.fail(format!(
+                                        "lease churn: group l{group} acked a batch of {} events, answer {:?}",
+                                        ids.len(),
+                                        String::from_utf8_lossy(&body)
+                                    ));
+                                }
+                                acked_ids[group].extend(ids.iter().copied());
+                                acked[group].push(ids);
+                            }
+                            // The lease ran out before the ack arrived: the
+                            // events go out again, as they should.
+                            (409, _) => refused += 1,
+                            _ => {
+                                return Err(format!(
+                                    "group l{group}: ack answered {status} {:?}",
+                                    String::from_utf8_lossy(&body)
+                                ));
+                            }
+                        }
+                        group
+                    }
+                    Consumer::Getting { group } => {
+                        let Some(events) = wire::envelope_events(&body).filter(|_| status == 200)
+                        else {
+                            return Err(format!(
+                                "group l{group} got {status} {:?}",
+                                String::from_utf8_lossy(&body)
+                            ));
+                        };
+                        if !events.is_empty() {
+                            let Some(lease) = lease else {
+                                return Err(format!(
+                                    "group l{group}: a leased batch without Batch-Id: {:?}",
+                                    String::from_utf8_lossy(&body)
+                                ));
+                            };
+                            deliveries += events.len() as u64;
+                            last = at;
+                            if lease.attempt > 1 {
+                                redeliveries += 1;
+                            }
+                            let ids: Vec<u64> = events.iter().map(|&(id, _)| id).collect();
+                            // Rules 5 and 1: at most `limit`, in push order.
+                            if ids.len() > LIMIT || ids.windows(2).any(|w| w[0] >= w[1]) {
+                                bad_batches.push(format!(
+                                    "group l{group}, batch {}: {ids:?}",
+                                    lease.batch
+                                ));
+                            }
+                            handed_out.extend(events);
+                            let n = answers[group];
+                            answers[group] += 1;
+                            match Fate::of(n) {
+                                Fate::Ack => {
+                                    driver.send(conn, &acks(group, lease.batch));
+                                    consumers.insert(conn, Consumer::Acking { group, ids });
+                                    continue;
+                                }
+                                Fate::Ignore => {}
+                                Fate::HangUp => {
+                                    driver.close(conn, true);
+                                    let conn = self.connect(&mut driver)?;
+                                    consumers.insert(conn, Consumer::Getting { group });
+                                    driver.send(conn, &gets[group]);
+                                    continue;
+                                }
+                            }
+                        }
+                        group
+                    }
+                };
+                consumers.insert(conn, Consumer::Getting { group });
+                driver.send(conn, &gets[group]);
+            }
+            let all_pushed = pushed.len() as u64 >= total;
+            if all_pushed
+                && grace_until.is_none()
+                && acked_ids
+                    .iter()
+                    .all(|ids| pushed.keys().all(|id| ids.contains(id)))
+            {
+                // Longer than a lease: a batch leased twice would come back now.
+                grace_until = Some(Instant::now() + Duration::from_millis(500));
+            }
+        }
+        driver.close_all(true);
+        let elapsed = last.saturating_duration_since(started).as_secs_f64();
+        let pushed_ids: Vec<u64> = pushed.keys().copied().collect();
+        let (mut lost, mut duplicated) = (0, 0);
+        for (group, batches) in acked.iter().enumerate() {
+            let verdict = check_acks(&pushed_ids, batches);
+            lost += verdict.lost.len();
+            duplicated += verdict.duplicated.len();
+            for (what, ids) in [
+                ("never acked", &verdict.lost),
+                ("acked in two batches", &verdict.duplicated),
+                ("acked but never pushed", &verdict.unknown),
+            ] {
+                if !ids.is_empty() {
+                    self.fail(format!(
+                        "lease churn: group l{group}: {} events {what} (first ids: {:?})",
+                        ids.len(),
+                        &ids[..ids.len().min(5)]
+                    ));
+                }
+            }
+        }
+        let mislabelled: Vec<&(u64, u64)> = handed_out
+            .iter()
+            .filter(|(id, i)| pushed.get(id).is_some_and(|pushed| pushed != i))
+            .collect();
+        if let Some((id, i)) = mislabelled.first() {
+            self.fail(format!(
+                "lease churn: {} elements carry the data of another event (first: id {id} with i {i}, pushed as i {})",
+                mislabelled.len(),
+                pushed[id]
+            ));
+        }
+        if let Some(first) = bad_batches.first() {
+            self.fail(format!(
+                "lease churn: {} batches over the limit of {LIMIT} or out of push order (first: {first})",
+                bad_batches.len()
+            ));
+        }
+        let batches_acked: usize = acked.iter().map(Vec::len).sum();
+        self.figure("leasechurn.deliveries", deliveries as f64);
+        if elapsed > 0.0 {
+            self.figure("leasechurn.deliveries_per_s", deliveries as f64 / elapsed);
+        }
+        self.figure("leasechurn.batches_acked", batches_acked as f64);
+        self.figure("leasechurn.redeliveries", redeliveries as f64);
+        self.figure("leasechurn.acks_refused", refused as f64);
+        self.figure("leasechurn.lost", lost as f64);
+        self.figure("leasechurn.duplicated", duplicated as f64);
+        eprintln!(
+            "   lease churn: {deliveries} deliveries in {elapsed:.2} s, {batches_acked} batches acked, \
+             {redeliveries} redeliveries, {lost} lost, {duplicated} acked twice"
+        );
+        Ok(())
+    }
+
     /// Closed-loop POSTs on `push_conns` keep-alive connections.
     fn push_rate(&mut self) -> Result<(), String> {
         const KEYS: usize = 4;
@@ -937,7 +1201,76 @@ pub fn check_group(batches: &[Vec<u64>], total: u64, pushers: u64) -> Result<(),
     Ok(())
 }
 
-/// Checks of the churn verdict, run by `--self-test`.
+/// Where a lease-churn consumer is: waiting for a batch, or for the answer
+/// to its ack of one (with the batch's event ids).
+enum Consumer {
+    Getting { group: usize },
+    Acking { group: usize, ids: Vec<u64> },
+}
+
+/// What a lease-churn consumer does with its group's `n`th non-empty batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Fate {
+    Ack,
+    /// Asks for the next batch and lets the lease run out.
+    Ignore,
+    /// Closes the connection (RST) and asks again on a new one.
+    HangUp,
+}
+
+impl Fate {
+    /// One batch in three is not acked: one in six hangs up, one in six is
+    /// ignored.
+    fn of(n: u64) -> Fate {
+        match n % 6 {
+            0 => Fate::HangUp,
+            3 => Fate::Ignore,
+            _ => Fate::Ack,
+        }
+    }
+}
+
+/// What one group's acked batches say about the events pushed, each list of
+/// ids sorted.
+#[derive(Debug, Default, PartialEq)]
+pub struct AckVerdict {
+    /// Pushed, never in an acked batch.
+    pub lost: Vec<u64>,
+    /// In two or more acked batches (or twice in one).
+    pub duplicated: Vec<u64>,
+    /// In an acked batch, never pushed.
+    pub unknown: Vec<u64>,
+}
+
+/// Checks one group's acked batches against the pushed event ids. Batches
+/// that were handed out and not acked do not count: at-least-once delivery
+/// may repeat their events, but only once they are acked are they done.
+pub fn check_acks(pushed: &[u64], acked: &[Vec<u64>]) -> AckVerdict {
+    let mut times: BTreeMap<u64, usize> = BTreeMap::new();
+    for &id in acked.iter().flatten() {
+        *times.entry(id).or_default() += 1;
+    }
+    let pushed: BTreeSet<u64> = pushed.iter().copied().collect();
+    AckVerdict {
+        lost: pushed
+            .iter()
+            .copied()
+            .filter(|id| !times.contains_key(id))
+            .collect(),
+        duplicated: times
+            .iter()
+            .filter(|&(_, &n)| n > 1)
+            .map(|(&id, _)| id)
+            .collect(),
+        unknown: times
+            .keys()
+            .copied()
+            .filter(|id| !pushed.contains(id))
+            .collect(),
+    }
+}
+
+/// Checks of the churn and lease-churn verdicts, run by `--self-test`.
 pub fn self_test() -> Result<(), String> {
     macro_rules! verdict {
         ($batches:expr, $ok:expr) => {
@@ -953,5 +1286,34 @@ pub fn self_test() -> Result<(), String> {
     verdict!(vec![vec![0, 1, 2, 3, 3]], false);
     verdict!(vec![vec![2, 1], vec![0, 3]], false);
     verdict!(vec![vec![0, 1, 2, 3, 4]], false);
+    macro_rules! acks {
+        ($acked:expr, $lost:expr, $duplicated:expr, $unknown:expr) => {
+            let acked: Vec<Vec<u64>> = $acked;
+            let want = AckVerdict {
+                lost: $lost,
+                duplicated: $duplicated,
+                unknown: $unknown,
+            };
+            let got = check_acks(&[10, 11, 12, 13], &acked);
+            if got != want {
+                return Err(format!("check_acks({acked:?}) = {got:?}, want {want:?}"));
+            }
+        };
+    }
+    acks!(vec![vec![10, 11], vec![12, 13]], vec![], vec![], vec![]);
+    acks!(vec![vec![12, 13], vec![10, 11]], vec![], vec![], vec![]);
+    acks!(vec![vec![10, 11], vec![13]], vec![12], vec![], vec![]);
+    acks!(
+        vec![vec![10, 11], vec![11, 12, 13]],
+        vec![],
+        vec![11],
+        vec![]
+    );
+    acks!(vec![vec![10, 10, 11, 12, 13]], vec![], vec![10], vec![]);
+    acks!(vec![vec![10, 11, 12, 13, 14]], vec![], vec![], vec![14]);
+    acks!(vec![], vec![10, 11, 12, 13], vec![], vec![]);
+    if (0..6).map(Fate::of).filter(|&f| f != Fate::Ack).count() != 2 {
+        return Err("Fate::of must leave one batch in three unacked".into());
+    }
     Ok(())
 }

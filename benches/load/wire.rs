@@ -4,15 +4,18 @@
 //! generator spends its time in syscalls and not in formatting. Responses are
 //! parsed minimally: the status line, `Content-Length` (or a chunked body, or
 //! a body that ends when the server closes, so that other servers speaking the
-//! same API can be measured too) and the body. "Not enough bytes yet" is a
-//! value, [`Parsed::Partial`], as in httparse.
+//! same API can be measured too), the lease headers `Batch-Id` and
+//! `Batch-Attempt`, and the body. "Not enough bytes yet" is a value,
+//! [`Parsed::Partial`], as in httparse.
 
 /// What [`parse_response`] found at the start of a buffer.
 #[derive(Debug, PartialEq)]
 pub enum Parsed {
-    /// A whole response: its status, its body, and how many bytes it took.
+    /// A whole response: its status, its lease (if it carried one), its
+    /// body, and how many bytes it took.
     Complete {
         status: u16,
+        lease: Option<Lease>,
         body: Vec<u8>,
         len: usize,
     },
@@ -20,6 +23,13 @@ pub enum Parsed {
     Partial,
     /// The bytes are not an HTTP/1.x response; the connection is unusable.
     Invalid(&'static str),
+}
+
+/// The `Batch-Id` and `Batch-Attempt` of a batch handed out under a lease.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Lease {
+    pub batch: u64,
+    pub attempt: u64,
 }
 
 /// A request head is limited by the servers we talk to; ours are short.
@@ -49,13 +59,14 @@ pub fn parse_response(buf: &[u8], eof: bool) -> Parsed {
             continue;
         }
         let body_at = start + head_len;
-        let framing = match framing_of(head) {
-            Ok(framing) => framing,
+        let (framing, lease) = match fields_of(head) {
+            Ok(fields) => fields,
             Err(why) => return Parsed::Invalid(why),
         };
         return match framing {
             Framing::Length(n) if buf.len() - body_at >= n => Parsed::Complete {
                 status,
+                lease,
                 body: buf[body_at..body_at + n].to_vec(),
                 len: body_at + n,
             },
@@ -63,6 +74,7 @@ pub fn parse_response(buf: &[u8], eof: bool) -> Parsed {
             Framing::Chunked => match dechunk(&buf[body_at..]) {
                 Ok(Some((body, used))) => Parsed::Complete {
                     status,
+                    lease,
                     body,
                     len: body_at + used,
                 },
@@ -71,6 +83,7 @@ pub fn parse_response(buf: &[u8], eof: bool) -> Parsed {
             },
             Framing::UntilClose if eof => Parsed::Complete {
                 status,
+                lease,
                 body: buf[body_at..].to_vec(),
                 len: buf.len(),
             },
@@ -99,8 +112,17 @@ fn status_of(head: &[u8]) -> Result<u16, &'static str> {
         .fold(0u16, |n, d| n * 10 + u16::from(d - b'0')))
 }
 
-fn framing_of(head: &[u8]) -> Result<Framing, &'static str> {
+/// The body's framing and the lease headers. A lease needs both headers; a
+/// response with one of them only is as broken as one with a bad number.
+fn fields_of(head: &[u8]) -> Result<(Framing, Option<Lease>), &'static str> {
+    let number = |value: &[u8], why| {
+        std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or(why)
+    };
     let mut framing = Framing::UntilClose;
+    let (mut batch, mut attempt) = (None, None);
     for line in head.split(|&b| b == b'\n').skip(1) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -108,19 +130,30 @@ fn framing_of(head: &[u8]) -> Result<Framing, &'static str> {
         };
         let (name, value) = (&line[..colon], trim(&line[colon + 1..]));
         if name.eq_ignore_ascii_case(b"content-length") {
-            let n = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .ok_or("bad Content-Length")?;
-            framing = Framing::Length(n);
+            // Chunking wins over a length (RFC 9112, 6.3).
+            if !matches!(framing, Framing::Chunked) {
+                framing = Framing::Length(
+                    number(value, "bad Content-Length")?
+                        .try_into()
+                        .map_err(|_| "bad Content-Length")?,
+                );
+            }
         } else if name.eq_ignore_ascii_case(b"transfer-encoding")
             && value.eq_ignore_ascii_case(b"chunked")
         {
-            // Chunking wins over a length (RFC 9112, 6.3).
-            return Ok(Framing::Chunked);
+            framing = Framing::Chunked;
+        } else if name.eq_ignore_ascii_case(b"batch-id") {
+            batch = Some(number(value, "bad Batch-Id")?);
+        } else if name.eq_ignore_ascii_case(b"batch-attempt") {
+            attempt = Some(number(value, "bad Batch-Attempt")?);
         }
     }
-    Ok(framing)
+    let lease = match (batch, attempt) {
+        (Some(batch), Some(attempt)) => Some(Lease { batch, attempt }),
+        (None, None) => None,
+        _ => return Err("Batch-Id without Batch-Attempt, or the reverse"),
+    };
+    Ok((framing, lease))
 }
 
 /// Decodes a chunked body; `Ok(None)` until the last chunk and trailers are in.
@@ -213,6 +246,29 @@ pub fn blocking_get(host: &str, key: &str, group: &str) -> Vec<u8> {
     )
 }
 
+/// `GET /blocking-get?key=K&groupId=G&...` with more query parameters
+/// (`extra`, already encoded, starting with `&`), keep-alive.
+pub fn blocking_get_with(host: &str, key: &str, group: &str, extra: &str) -> Vec<u8> {
+    get(
+        host,
+        &format!(
+            "/blocking-get?key={}&groupId={}{extra}",
+            encode(key),
+            encode(group)
+        ),
+    )
+}
+
+/// `POST /ack?key=K&groupId=G&batch=B` with an empty body, keep-alive.
+pub fn ack(host: &str, key: &str, group: &str, batch: u64) -> Vec<u8> {
+    format!(
+        "POST /ack?key={}&groupId={}&batch={batch} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n",
+        encode(key),
+        encode(group)
+    )
+    .into_bytes()
+}
+
 /// A plain `GET` of `path`, keep-alive.
 pub fn get(host: &str, path: &str) -> Vec<u8> {
     format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes()
@@ -228,6 +284,33 @@ pub fn event_numbers(body: &[u8]) -> Option<Vec<u64>> {
         .iter()
         .map(|event| event.get("i").and_then(serde_json::Value::as_u64))
         .collect()
+}
+
+/// The `(id, i)` of each element of a `format=envelope` batch of `{"i":N}`
+/// events, in order; `None` for anything else.
+pub fn envelope_events(body: &[u8]) -> Option<Vec<(u64, u64)>> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value
+        .as_array()?
+        .iter()
+        .map(|element| {
+            let id = element.get("id")?.as_u64()?;
+            let i = element.get("data")?.get("i")?.as_u64()?;
+            Some((id, i))
+        })
+        .collect()
+}
+
+/// The `id` of a push's answer, `{"message":...,"id":ID}`.
+pub fn pushed_id(body: &[u8]) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get("id")?.as_u64()
+}
+
+/// The `N` of an ack's answer, `{"acked":N}`.
+pub fn acked_count(body: &[u8]) -> Option<u64> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get("acked")?.as_u64()
 }
 
 /// Checks of the parser, run by `--self-test` (a `harness = false` target has
@@ -249,6 +332,7 @@ pub fn self_test() -> Result<(), String> {
     }
     let whole = Parsed::Complete {
         status: 200,
+        lease: None,
         body: b"[]".to_vec(),
         len: full.len(),
     };
@@ -268,6 +352,7 @@ pub fn self_test() -> Result<(), String> {
         false,
         Parsed::Complete {
             status: 200,
+            lease: None,
             body: b"[1,2]".to_vec(),
             len: chunked.len()
         }
@@ -279,6 +364,7 @@ pub fn self_test() -> Result<(), String> {
         false,
         Parsed::Complete {
             status: 404,
+            lease: None,
             body: Vec::new(),
             len: interim.len()
         }
@@ -290,6 +376,7 @@ pub fn self_test() -> Result<(), String> {
         true,
         Parsed::Complete {
             status: 200,
+            lease: None,
             body: b"ok".to_vec(),
             len: closing.len()
         }
@@ -299,6 +386,42 @@ pub fn self_test() -> Result<(), String> {
         false,
         Parsed::Invalid("not an HTTP/1.x status line")
     );
+    let leased: &[u8] =
+        b"HTTP/1.1 200 OK\r\nBatch-Id: 17\r\nContent-Length: 2\r\nbatch-attempt: 2\r\n\r\n[]";
+    expect!(
+        leased,
+        false,
+        Parsed::Complete {
+            status: 200,
+            lease: Some(Lease {
+                batch: 17,
+                attempt: 2
+            }),
+            body: b"[]".to_vec(),
+            len: leased.len()
+        }
+    );
+    expect!(
+        b"HTTP/1.1 200 OK\r\nBatch-Id: 17\r\nContent-Length: 0\r\n\r\n",
+        false,
+        Parsed::Invalid("Batch-Id without Batch-Attempt, or the reverse")
+    );
+    expect!(
+        b"HTTP/1.1 200 OK\r\nBatch-Id: x\r\nBatch-Attempt: 1\r\n\r\n",
+        false,
+        Parsed::Invalid("bad Batch-Id")
+    );
+    if envelope_events(br#"[{"id":9,"data":{"i":3}},{"id":12,"data":{"i":4}}]"#)
+        != Some(vec![(9, 3), (12, 4)])
+    {
+        return Err("envelope_events on two events".into());
+    }
+    if envelope_events(br#"[{"i":3}]"#).is_some() {
+        return Err("envelope_events accepted a bare event".into());
+    }
+    if pushed_id(br#"{"message":"Data pushed successfully","id":41}"#) != Some(41) {
+        return Err("pushed_id on a push answer".into());
+    }
     if event_numbers(br#"[{"i":3},{"i":4}]"#) != Some(vec![3, 4]) {
         return Err("event_numbers on two events".into());
     }
