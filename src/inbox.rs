@@ -20,10 +20,6 @@ use crate::memory::Meter;
 /// Most unparsed bytes kept per connection: 64 KiB.
 pub const WINDOW: usize = 64 * 1024;
 
-/// The scanner found the end of the head, so the head is all here: a
-/// `Partial` from the parser would be a contradiction.
-const MALFORMED: HttpError = HttpError::new(400, "malformed request");
-
 /// A body that does not fit the window was refused for want of memory.
 pub const NO_MEMORY: HttpError = HttpError::new(
     503,
@@ -180,58 +176,69 @@ impl Inbox {
     ) -> Result<Framed<'_>, HttpError> {
         self.fresh = false;
         let rx = self.rx.get_or_insert_with(Box::default);
+        // A body being moved out takes what came, first: from here on the
+        // window is only read, so a head parsed from it can be returned.
+        if let Progress::Spilled { head_len, body } = &mut rx.progress {
+            let from = self.start + *head_len;
+            let taken = body.take(&self.buf[from..], meter, memory_left)?;
+            self.buf.drain(from..from + taken);
+        }
+        let window = &self.buf[self.start..];
         if matches!(rx.progress, Progress::Head) {
-            let window = &self.buf[self.start..];
             let Some(head_len) = rx.scanner.scan(window)? else {
                 return Ok(Framed::Partial {
                     expect_continue: false,
                 });
             };
-            let head = match http::parse_head(&window[..head_len])? {
-                http::Status::Complete(head) => head,
-                // The scanner found the end of the head, so it is all here.
-                http::Status::Partial => return Err(MALFORMED),
-            };
-            rx.progress = match head.framing {
-                Framing::Empty => Progress::InWindow {
-                    head_len,
-                    body_len: 0,
-                },
+            // One parse per request in the common case: a head whose body
+            // is already here (or that has none) is answered from here.
+            let head = http::parse_scanned(&window[..head_len])?;
+            let body_len = match head.framing {
+                Framing::Empty => 0,
                 Framing::Length(n) if n > max_body => return Err(BODY_TOO_LARGE),
-                Framing::Length(n) if head_len + n <= WINDOW => Progress::InWindow {
-                    head_len,
-                    body_len: n,
-                },
+                Framing::Length(n) if head_len + n <= WINDOW => n,
                 Framing::Length(n) => {
-                    spill(head_len, n, SpillFraming::Length(n), meter, memory_left)?
+                    rx.progress = spill(head_len, n, SpillFraming::Length(n), meter, memory_left)?;
+                    rx.continue_sent = head.expect_continue;
+                    // The bytes of it already here are taken on the next
+                    // look, which `fresh` asks the loop for.
+                    self.fresh = true;
+                    return Ok(Framed::Partial {
+                        expect_continue: head.expect_continue,
+                    });
                 }
                 Framing::Chunked => {
                     let decoder = SpillFraming::Chunked {
                         decoder: ChunkedDecoder::new(max_body),
                         done: false,
                     };
-                    spill(head_len, 0, decoder, meter, memory_left)?
+                    rx.progress = spill(head_len, 0, decoder, meter, memory_left)?;
+                    rx.continue_sent = head.expect_continue;
+                    self.fresh = true;
+                    return Ok(Framed::Partial {
+                        expect_continue: head.expect_continue,
+                    });
                 }
             };
+            rx.progress = Progress::InWindow { head_len, body_len };
+            if window.len() < head_len + body_len {
+                rx.continue_sent = head.expect_continue;
+                return Ok(Framed::Partial {
+                    expect_continue: head.expect_continue,
+                });
+            }
+            let body = &window[head_len..head_len + body_len];
+            return Ok(Framed::Request { head, body });
         }
-        if let Progress::Spilled { head_len, body } = &mut rx.progress {
-            // The body bytes that arrived after the head leave the window.
-            let from = self.start + *head_len;
-            let taken = body.take(&self.buf[from..], meter, memory_left)?;
-            self.buf.drain(from..from + taken);
-        }
-        let window = &self.buf[self.start..];
+        // A request whose body took more than one look: its head again.
         let (head_len, complete) = match &rx.progress {
-            Progress::Head => unreachable!("a head was found above"),
+            Progress::Head => unreachable!("handled above"),
             Progress::InWindow { head_len, body_len } => {
                 (*head_len, window.len() >= head_len + body_len)
             }
             Progress::Spilled { head_len, body } => (*head_len, body.is_complete()),
         };
-        let head = match http::parse_head(&window[..head_len])? {
-            http::Status::Complete(head) => head,
-            http::Status::Partial => return Err(MALFORMED),
-        };
+        let head = http::parse_scanned(&window[..head_len])?;
         if !complete {
             let expect_continue = head.expect_continue && !rx.continue_sent;
             rx.continue_sent |= expect_continue;
@@ -240,7 +247,7 @@ impl Inbox {
         let body = match &rx.progress {
             Progress::InWindow { head_len, body_len } => &window[*head_len..head_len + body_len],
             Progress::Spilled { body, .. } => &body.body[..],
-            Progress::Head => unreachable!("a head was found above"),
+            Progress::Head => unreachable!("handled above"),
         };
         Ok(Framed::Request { head, body })
     }

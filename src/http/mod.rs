@@ -63,7 +63,7 @@ mod query;
 mod response;
 
 pub use chunked::{ChunkedDecoder, Decoded, decode_chunked};
-pub use head::{HeadScanner, parse_head};
+pub use head::{HeadScanner, parse_head, parse_scanned};
 pub use query::query_param;
 pub use response::{push_decimal, reason, write_response, write_response_head};
 
