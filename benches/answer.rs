@@ -86,7 +86,9 @@ fn shared(
     let body = BatchBody::new(store, batch.clone(), Format::Raw);
     let len = body.len();
     let meter = Meter::default();
-    outbox.push_bytes(&meter, |out| write_response_head(out, 200, "application/json", &[], len, true, 1));
+    outbox.push_bytes(&meter, |out| {
+        write_response_head(out, 200, "application/json", &[], len, true, 1)
+    });
     outbox.push_body(&meter, body);
     let mut released = Vec::new();
     let flushed = outbox

@@ -295,7 +295,6 @@ impl<'a, 's> Segments<'a, 's> {
     }
 
     /// Whether the window is empty.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.bytes == 0
     }

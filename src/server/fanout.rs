@@ -33,8 +33,7 @@ impl Server {
             debug_assert!(false, "the store woke #{token}, which is not parked");
             return;
         };
-        self.respond(token, &wake.response, reply);
-        if self.flush(token) {
+        if self.respond_now(token, &wake.response, reply) {
             self.settle(token);
         }
     }

@@ -112,6 +112,8 @@ pub struct Server {
     read_scratch: Box<[u8]>,
     /// Where small pieces of an answer are gathered for one `writev`.
     write_scratch: Vec<u8>,
+    /// Where a woken consumer's answer head is rendered before it is sent.
+    head_scratch: Vec<u8>,
     /// Pins of answers written out, to give back to the store.
     released: Vec<Pin>,
     /// Parked consumers a push or a nack answered, to write before the
@@ -176,6 +178,7 @@ impl Server {
             meter: Meter::default(),
             read_scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             write_scratch: Vec::with_capacity(crate::render::WINDOW),
+            head_scratch: Vec::with_capacity(512),
             released: Vec::new(),
             wakes: Vec::new(),
             revisit: Vec::new(),

@@ -17,9 +17,10 @@ use crate::config::Millis;
 use crate::connection::{Fill, ReplyStyle, State};
 use crate::http::{self, HttpError};
 use crate::inbox::Framed;
-use crate::metrics::Endpoint;
 use crate::memory::Meter;
+use crate::metrics::Endpoint;
 use crate::outbox::Outbox;
+use crate::render::BatchBody;
 use crate::store::ConsumerId;
 
 /// Reads one connection may do per visit before the others get a turn.
@@ -205,6 +206,65 @@ impl Server {
         conn.answered(reply.keep_alive, now);
     }
 
+    /// Answers a parked consumer and writes the answer now, from the stack
+    /// and the store: a fan-out allocates nothing for the answers the
+    /// sockets take whole. Returns false if the connection was closed.
+    pub(super) fn respond_now(
+        &mut self,
+        token: usize,
+        response: &Response,
+        reply: ReplyStyle,
+    ) -> bool {
+        self.api.metrics.request(response.endpoint, response.status);
+        if let Some(lease) = response.lease {
+            self.wheel
+                .insert(lease.deadline, super::Timer::Lease(lease.id));
+        }
+        let now = self.now();
+        let Server {
+            conns,
+            api,
+            write_scratch,
+            head_scratch,
+            meter,
+            date,
+            released,
+            ..
+        } = self;
+        let conn = &mut conns[token];
+        head_scratch.clear();
+        let body = render_response(head_scratch, response, reply, date.now());
+        let sent = conn.outbox.send(
+            &mut conn.stream,
+            &api.store,
+            meter,
+            write_scratch,
+            released,
+            head_scratch,
+            body,
+        );
+        conn.answered(reply.keep_alive, now);
+        match sent {
+            Ok(sent) => {
+                if sent.wrote > 0 {
+                    conn.wrote(now);
+                }
+                if !sent.done {
+                    conn.socket_full();
+                }
+                conn.check_backlog();
+                self.release_pins();
+                true
+            }
+            Err(e) => {
+                // The batch is lost with the connection (at-most-once), or
+                // handed out again when its lease runs out.
+                self.close(token, &format!("write failed: {e}"));
+                false
+            }
+        }
+    }
+
     /// Writes what the connection owes, as far as the socket takes it.
     /// Returns false if the connection was closed (the write failed).
     pub(super) fn flush(&mut self, token: usize) -> bool {
@@ -223,9 +283,9 @@ impl Server {
         if conn.outbox.is_empty() {
             return true;
         }
-        let result = conn
-            .outbox
-            .flush(&mut conn.stream, &api.store, meter, write_scratch, released);
+        let result =
+            conn.outbox
+                .flush(&mut conn.stream, &api.store, meter, write_scratch, released);
         match result {
             Ok(flushed) => {
                 if flushed.wrote > 0 {
@@ -318,15 +378,33 @@ impl Server {
 
 /// Queues the head and body of `response` framed for `reply`: the head and
 /// small bodies as bytes, a batch as a body read from the store at write
-/// time. Every response carries `Date` and `Cache-Control: no-store` (a
-/// queue's answers must never be served from a cache).
-pub(super) fn queue_response(
+/// time. Pipelined answers queued this way go out together in one `writev`.
+fn queue_response(
     outbox: &mut Outbox,
     meter: &Meter,
     response: &Response,
     reply: ReplyStyle,
     date: &str,
 ) {
+    let mut body = None;
+    outbox.push_bytes(meter, |out| {
+        body = render_response(out, response, reply, date)
+    });
+    if let Some(body) = body {
+        outbox.push_body(meter, body);
+    }
+}
+
+/// Renders the head of `response` (and its body, unless that is a batch,
+/// which is returned to be written from the store). Every response carries
+/// `Date` and `Cache-Control: no-store` (a queue's answers must never be
+/// served from a cache).
+fn render_response(
+    out: &mut Vec<u8>,
+    response: &Response,
+    reply: ReplyStyle,
+    date: &str,
+) -> Option<BatchBody> {
     let mut fields = [("", ""); 8];
     fields[0] = ("Date", date);
     fields[1] = ("Cache-Control", "no-store");
@@ -343,28 +421,24 @@ pub(super) fn queue_response(
         n += 1;
     }
     let body_len = response.body.len();
-    outbox.push_bytes(meter, |out| {
-        http::write_response_head(
-            out,
-            response.status,
-            response.content_type,
-            &fields[..n],
-            body_len,
-            reply.keep_alive,
-            reply.minor_version,
-        );
-        if reply.head_only {
-            return;
-        }
-        match &response.body {
-            Body::Static(bytes) => out.extend_from_slice(bytes),
-            Body::Owned(bytes) => out.extend_from_slice(bytes),
-            Body::Batch(_) => {}
-        }
-    });
-    if let (false, Body::Batch(body)) = (reply.head_only, &response.body) {
-        outbox.push_body(meter, body.clone());
+    http::write_response_head(
+        out,
+        response.status,
+        response.content_type,
+        &fields[..n],
+        body_len,
+        reply.keep_alive,
+        reply.minor_version,
+    );
+    if reply.head_only {
+        return None;
     }
+    match &response.body {
+        Body::Static(bytes) => out.extend_from_slice(bytes),
+        Body::Owned(bytes) => out.extend_from_slice(bytes),
+        Body::Batch(body) => return Some(body.clone()),
+    }
+    None
 }
 
 /// `n` in decimal, written into `digits`.

@@ -75,7 +75,10 @@ impl Server {
             return;
         };
         // The entry that fired is the connection's only one (see `Timer`).
-        debug_assert!(conn.armed.is_some(), "#{token}: a timer fired that was not armed");
+        debug_assert!(
+            conn.armed.is_some(),
+            "#{token}: a timer fired that was not armed"
+        );
         conn.armed = None;
         match conn.deadline(&self.timeouts) {
             Some((kind, deadline)) if deadline <= now => self.time_out(token, kind),

@@ -125,7 +125,9 @@ impl Store {
     pub fn ack(&mut self, key: &str, group: &str, id: u64) -> Result<usize, NotLeased> {
         let g = self.leased_to(key, group, id)?;
         // Done with: if it was due again, it is not handed out any more.
-        of(&mut self.groups[g as usize]).due.retain(|d| d.lease != Some(id));
+        of(&mut self.groups[g as usize])
+            .due
+            .retain(|d| d.lease != Some(id));
         let lease = self.end_lease(id).ok_or(NotLeased)?;
         self.leases.stats.acks += 1;
         self.forget_if_unused(g);
@@ -168,7 +170,9 @@ impl Store {
         };
         l.deadline = deadline;
         if std::mem::take(&mut l.due) {
-            of(&mut self.groups[g as usize]).due.retain(|d| d.lease != Some(id));
+            of(&mut self.groups[g as usize])
+                .due
+                .retain(|d| d.lease != Some(id));
         }
         Ok(deadline)
     }
