@@ -148,6 +148,7 @@ impl Outbox {
     /// socket does not take: the usual answer then costs no buffer of its
     /// own. A fan-out to 10,000 parked consumers writes 10,000 answers this
     /// way without allocating for any that the socket takes whole.
+    #[allow(clippy::too_many_arguments)]
     pub fn send(
         &mut self,
         stream: &mut impl Write,
