@@ -25,9 +25,11 @@ use crate::store::{Batch, Store};
 /// slot of the kernel's vector, and most events are small.
 const COPY_BELOW: usize = 1024;
 
-/// Most slices in one `writev` (Linux's `IOV_MAX` is 1024; a socket buffer
-/// rarely takes more than a few hundred kilobytes anyway).
-pub const MAX_SEGMENTS: usize = 64;
+/// Most slices in one `writev`: 16. Small events are copied together into
+/// one slice, so only events of 1 KiB and more take a slice of their own;
+/// 16 of them fill a socket buffer's worth. (Linux allows 1024; the window
+/// lives on the stack and is built for every write, so it is kept small.)
+pub const MAX_SEGMENTS: usize = 16;
 
 /// Most bytes one window covers: about what a loopback socket takes at once.
 pub const WINDOW: usize = 256 * 1024;

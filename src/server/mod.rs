@@ -123,6 +123,8 @@ pub struct Server {
     revisit: Vec<usize>,
     fired: Vec<Timer>,
     sweep: Option<TimerKey>,
+    /// This turn's reading of the clock (see [`Server::now`]).
+    clock: Millis,
     accepting: Accepting,
     /// A connection closed while accepting was paused: try again this turn.
     fd_freed: bool,
@@ -184,6 +186,7 @@ impl Server {
             revisit: Vec::new(),
             fired: Vec::new(),
             sweep: None,
+            clock: 0,
             accepting: Accepting::Open,
             fd_freed: false,
             draining: false,
@@ -205,7 +208,9 @@ impl Server {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
         loop {
             let timeout = self.sleep_time();
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            let polled = self.poll.poll(&mut events, timeout);
+            self.tick();
+            if let Err(e) = polled {
                 // A signal interrupted epoll_wait: just go round again.
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -238,7 +243,7 @@ impl Server {
         }
         let next = self.wheel.next_deadline()?;
         // mio rounds a partial millisecond up, so we never wake early.
-        Some(Duration::from_millis(next.saturating_sub(self.now())))
+        Some(Duration::from_millis(next.saturating_sub(self.exact_now())))
     }
 
     /// Connections that stopped early last turn, served once each before
@@ -260,9 +265,26 @@ impl Server {
     }
 
     /// Milliseconds since start, rounded down: a timer due at `t` fires only
-    /// once `t` whole milliseconds have passed.
+    /// once `t` whole milliseconds have passed. Read once per turn of the
+    /// loop (`tick`): the connections' clocks (idle, stall, header timeouts)
+    /// need no finer grain, and a fresh reading per use cost more than the
+    /// parsing of a request. What must be exact reads the clock itself: a
+    /// parked consumer's deadline ([`Server::deadline_in`]) and the `now`
+    /// the store judges expiry by ([`Server::exact_now`]).
     fn now(&self) -> Millis {
+        self.clock
+    }
+
+    /// The clock, read now, for what must not be stale by a turn: no
+    /// expired event may ever be handed out.
+    fn exact_now(&self) -> Millis {
         floor_millis(self.start.elapsed())
+    }
+
+    /// Reads the clock for this turn.
+    fn tick(&mut self) {
+        self.clock = self.exact_now();
+        self.date.refresh();
     }
 
     /// The deadline `ms` from now, rounded up: never earlier than asked.
@@ -281,7 +303,9 @@ struct HttpDate {
 }
 
 impl HttpDate {
-    fn now(&mut self) -> &str {
+    /// Reads the wall clock (once per turn) and formats it again if a
+    /// second has passed.
+    fn refresh(&mut self) {
         let now = SystemTime::now();
         let second = now
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -290,6 +314,9 @@ impl HttpDate {
             self.second = second;
             self.text = httpdate::fmt_http_date(now);
         }
+    }
+
+    fn now(&self) -> &str {
         &self.text
     }
 }
@@ -339,6 +366,7 @@ mod tests {
     #[test]
     fn the_date_is_an_imf_fixdate() {
         let mut date = HttpDate::default();
+        date.refresh();
         let text = date.now().to_string();
         assert_eq!(text.len(), 29, "{text}");
         assert!(text.ends_with(" GMT"), "{text}");

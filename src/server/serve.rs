@@ -126,7 +126,7 @@ impl Server {
                             body,
                         };
                         let context = Context {
-                            now: self.now(),
+                            now: self.exact_now(),
                             connections_open: self.conns.len(),
                             held_elsewhere: self.meter.held(),
                         };

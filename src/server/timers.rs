@@ -25,6 +25,9 @@ const SWEEP_GRANULARITY: Millis = 100;
 impl Server {
     /// Fires every timer that is due.
     pub(super) fn fire_timers(&mut self) {
+        // Exact: serving this turn's events took time, and a timer due
+        // meanwhile must not wait for the next turn.
+        self.tick();
         let now = self.now();
         let mut fired = std::mem::take(&mut self.fired);
         self.wheel.advance(now, &mut fired);
