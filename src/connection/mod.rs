@@ -161,8 +161,9 @@ pub struct Connection {
     pub hung_up: bool,
     /// The interest epoll has for this socket now.
     pub registered: Interest,
-    /// The wheel entry armed for this connection, and when it fires.
-    pub armed: Option<(TimerKey, Millis)>,
+    /// The wheel entry armed for this connection, when it fires, and the
+    /// wait it was armed for.
+    pub armed: Option<(TimerKey, Millis, TimerKind)>,
     /// When the current request's first byte came (or the connection was
     /// accepted): the header timeout counts from here.
     request_since: Millis,

@@ -347,7 +347,7 @@ impl Server {
         if let State::Parked { park, .. } = conn.state() {
             self.api.release(park);
         }
-        if let Some((key, _)) = conn.armed {
+        if let Some((key, ..)) = conn.armed {
             self.wheel.cancel(key);
         }
         conn.outbox.discard(&self.meter, &mut self.released);

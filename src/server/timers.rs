@@ -2,13 +2,15 @@
 //! in step with its state.
 //!
 //! A connection has at most one wheel entry, the one in `Connection::armed`,
-//! armed by [`Server::arm`] from `Connection::deadline`. An entry that fires
-//! no later than the state needs is kept when the state changes (a
-//! keep-alive connection that answers a request every millisecond does not
-//! touch the wheel each time): when it fires, the deadline is derived again,
-//! and only if the wait it stands for is really over does anything happen.
-//! Otherwise the timer is armed again for the new deadline. So a fired
-//! timer never acts on a state it was not armed for.
+//! armed by [`Server::arm`] from `Connection::deadline`. While the
+//! connection waits for the same thing, an entry that fires no later than
+//! needed is kept (a keep-alive connection that answers a request every
+//! millisecond does not touch the wheel each time): when it fires, the
+//! deadline is derived again, and only if the wait it stands for is really
+//! over does anything happen; otherwise it is armed again. A connection that
+//! starts waiting for something else is armed afresh. So a fired timer never
+//! acts on a state it was not armed for, and 10,000 parked connections are
+//! not woken by the header timers they were accepted with.
 
 use log::debug;
 
@@ -59,16 +61,22 @@ impl Server {
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
-        let wanted = conn.deadline(&self.timeouts).map(|(_, at)| at);
+        let wanted = conn.deadline(&self.timeouts);
         match (conn.armed, wanted) {
-            // Fires in time: when it does, the deadline is looked at again.
-            (Some((_, armed)), Some(at)) if armed <= at => {}
+            // The same wait, due no later: when it fires, the deadline is
+            // looked at again (a keep-alive connection's idle clock moves
+            // with every request, and the wheel need not follow it). Another
+            // wait is armed afresh, so that a parked connection is not woken
+            // by the header timer it was accepted with.
+            (Some((_, armed, kind)), Some((wanted_kind, at)))
+                if kind == wanted_kind && armed <= at => {}
             (None, None) => {}
             (armed, wanted) => {
-                if let Some((key, _)) = armed {
+                if let Some((key, ..)) = armed {
                     self.wheel.cancel(key);
                 }
-                conn.armed = wanted.map(|at| (self.wheel.insert(at, Timer::Connection(token)), at));
+                conn.armed = wanted
+                    .map(|(kind, at)| (self.wheel.insert(at, Timer::Connection(token)), at, kind));
             }
         }
     }
