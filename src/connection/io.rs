@@ -1,7 +1,9 @@
 //! A connection's I/O beyond the outbox: reading into the window, and
 //! telling a slow reader from a gone one.
 
+use std::fmt;
 use std::io::{self, Read};
+use std::net::SocketAddr;
 
 use super::{Connection, State};
 use crate::config::Millis;
@@ -23,6 +25,13 @@ pub enum Fill {
 }
 
 impl Connection {
+    /// The peer's address, for logs. Asked of the kernel when needed rather
+    /// than kept: tens of thousands of parked connections would each carry
+    /// 32 bytes for a log line most never get.
+    pub fn peer(&self) -> Peer {
+        Peer(self.stream.peer_addr().ok())
+    }
+
     /// Reads once into `scratch` (at most what the window has room for) and
     /// appends what came to the window; a closing connection throws it away.
     pub fn fill(&mut self, scratch: &mut [u8], now: Millis) -> Fill {
@@ -85,5 +94,19 @@ impl Connection {
         // which points at a live c_int; the descriptor is our open socket.
         let rc = unsafe { libc::ioctl(self.stream.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
         (rc == 0).then(|| u32::try_from(queued).unwrap_or(0))
+    }
+}
+
+/// A peer's address as logs show it: `?` once the kernel has forgotten it
+/// (the connection was reset).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(Option<SocketAddr>);
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{addr}"),
+            None => f.write_str("?"),
+        }
     }
 }

@@ -27,8 +27,7 @@
 
 mod io;
 
-use std::fmt;
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 
 use mio::Interest;
 use mio::net::TcpStream;
@@ -128,20 +127,6 @@ pub struct Timeouts {
     pub idle: Millis,
 }
 
-/// A peer's address as logs show it: `?` once the kernel has forgotten it
-/// (the connection was reset).
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(Option<SocketAddr>);
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(addr) => write!(f, "{addr}"),
-            None => f.write_str("?"),
-        }
-    }
-}
-
 /// One client connection.
 #[derive(Debug)]
 pub struct Connection {
@@ -204,13 +189,6 @@ impl Connection {
     /// Where it is in its life.
     pub fn state(&self) -> State {
         self.state
-    }
-
-    /// The peer's address, for logs. Asked of the kernel when needed rather
-    /// than kept: tens of thousands of parked connections would each carry
-    /// 32 bytes for a log line most never get.
-    pub fn peer(&self) -> Peer {
-        Peer(self.stream.peer_addr().ok())
     }
 
     // ----- what the state needs --------------------------------------------

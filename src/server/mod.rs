@@ -12,6 +12,7 @@
 //!   back-off when file descriptors run out;
 //! - `serve.rs`: reading, cutting requests, answering or parking them, and
 //!   settling a connection's interest and timer afterwards;
+//! - `respond.rs`: rendering an answer, and queueing or sending it;
 //! - `fanout.rs`: answering parked consumers in the turn of the push;
 //! - `timers.rs`: what each timer does when it fires;
 //! - `shutdown.rs`: SIGINT/SIGTERM and the drain;
@@ -30,6 +31,7 @@
 
 mod accept;
 mod fanout;
+mod respond;
 mod serve;
 mod shutdown;
 mod timers;

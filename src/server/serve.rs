@@ -12,15 +12,12 @@ use log::debug;
 use mio::Token;
 
 use super::Server;
-use crate::api::{Body, Context, Outcome, Request, Response};
+use crate::api::{Context, Outcome, Request, Response};
 use crate::config::Millis;
 use crate::connection::{Fill, ReplyStyle, State};
 use crate::http::{self, HttpError};
 use crate::inbox::Framed;
-use crate::memory::Meter;
 use crate::metrics::Endpoint;
-use crate::outbox::Outbox;
-use crate::render::BatchBody;
 use crate::store::ConsumerId;
 
 /// Reads one connection may do per visit before the others get a turn.
@@ -178,93 +175,6 @@ impl Server {
         self.respond(token, &response, ReplyStyle::CLOSING);
     }
 
-    /// Queues `response` on the connection and moves it to its next state.
-    /// It is written by the flush that follows.
-    pub(super) fn respond(&mut self, token: usize, response: &Response, reply: ReplyStyle) {
-        self.api.metrics.request(response.endpoint, response.status);
-        debug!(
-            "#{token} {:?} answered {}",
-            response.endpoint, response.status
-        );
-        if response.status == 503 {
-            let held = self.api.store.live_bytes() + self.meter.held();
-            self.warn_limited(
-                "memory",
-                format_args!(
-                    "refusing pushes: {held} bytes held for events and answers (--max-memory)"
-                ),
-            );
-        }
-        if let Some(lease) = response.lease {
-            self.wheel
-                .insert(lease.deadline, super::Timer::Lease(lease.id));
-        }
-        let now = self.now();
-        let date = self.date.now();
-        let conn = &mut self.conns[token];
-        queue_response(&mut conn.outbox, &self.meter, response, reply, date);
-        conn.answered(reply.keep_alive, now);
-    }
-
-    /// Answers a parked consumer and writes the answer now, from the stack
-    /// and the store: a fan-out allocates nothing for the answers the
-    /// sockets take whole. Returns false if the connection was closed.
-    pub(super) fn respond_now(
-        &mut self,
-        token: usize,
-        response: &Response,
-        reply: ReplyStyle,
-    ) -> bool {
-        self.api.metrics.request(response.endpoint, response.status);
-        if let Some(lease) = response.lease {
-            self.wheel
-                .insert(lease.deadline, super::Timer::Lease(lease.id));
-        }
-        let now = self.now();
-        let Server {
-            conns,
-            api,
-            write_scratch,
-            head_scratch,
-            meter,
-            date,
-            released,
-            ..
-        } = self;
-        let conn = &mut conns[token];
-        head_scratch.clear();
-        let body = render_response(head_scratch, response, reply, date.now());
-        let sent = conn.outbox.send(
-            &mut conn.stream,
-            &api.store,
-            meter,
-            write_scratch,
-            released,
-            head_scratch,
-            body,
-        );
-        conn.answered(reply.keep_alive, now);
-        match sent {
-            Ok(sent) => {
-                if sent.wrote > 0 {
-                    conn.wrote(now);
-                }
-                if !sent.done {
-                    conn.socket_full();
-                }
-                conn.check_backlog();
-                self.release_pins();
-                true
-            }
-            Err(e) => {
-                // The batch is lost with the connection (at-most-once), or
-                // handed out again when its lease runs out.
-                self.close(token, &format!("write failed: {e}"));
-                false
-            }
-        }
-    }
-
     /// Writes what the connection owes, as far as the socket takes it.
     /// Returns false if the connection was closed (the write failed).
     pub(super) fn flush(&mut self, token: usize) -> bool {
@@ -363,7 +273,7 @@ impl Server {
     }
 
     /// Gives the store back the pins of answers written out or dropped.
-    fn release_pins(&mut self) {
+    pub(super) fn release_pins(&mut self) {
         for pin in self.released.drain(..) {
             self.api.store.unpin(pin);
         }
@@ -374,78 +284,4 @@ impl Server {
         let held = self.api.store.live_bytes() + self.meter.held();
         self.config.max_memory.saturating_sub(held)
     }
-}
-
-/// Queues the head and body of `response` framed for `reply`: the head and
-/// small bodies as bytes, a batch as a body read from the store at write
-/// time. Pipelined answers queued this way go out together in one `writev`.
-fn queue_response(
-    outbox: &mut Outbox,
-    meter: &Meter,
-    response: &Response,
-    reply: ReplyStyle,
-    date: &str,
-) {
-    let mut body = None;
-    outbox.push_bytes(meter, |out| {
-        body = render_response(out, response, reply, date)
-    });
-    if let Some(body) = body {
-        outbox.push_body(meter, body);
-    }
-}
-
-/// Renders the head of `response` (and its body, unless that is a batch,
-/// which is returned to be written from the store). Every response carries
-/// `Date` and `Cache-Control: no-store` (a queue's answers must never be
-/// served from a cache).
-fn render_response(
-    out: &mut Vec<u8>,
-    response: &Response,
-    reply: ReplyStyle,
-    date: &str,
-) -> Option<BatchBody> {
-    let mut fields = [("", ""); 8];
-    fields[0] = ("Date", date);
-    fields[1] = ("Cache-Control", "no-store");
-    let mut n = 2;
-    let mut digits = [[0u8; 20]; 2];
-    if let Some(lease) = &response.lease {
-        let [id, attempt] = &mut digits;
-        fields[2] = ("Batch-Id", decimal(lease.id, id));
-        fields[3] = ("Batch-Attempt", decimal(u64::from(lease.attempt), attempt));
-        n = 4;
-    }
-    for &field in response.extra.iter().take(fields.len() - n) {
-        fields[n] = field;
-        n += 1;
-    }
-    let body_len = response.body.len();
-    http::write_response_head(
-        out,
-        response.status,
-        response.content_type,
-        &fields[..n],
-        body_len,
-        reply.keep_alive,
-        reply.minor_version,
-    );
-    if reply.head_only {
-        return None;
-    }
-    match &response.body {
-        Body::Static(bytes) => out.extend_from_slice(bytes),
-        Body::Owned(bytes) => out.extend_from_slice(bytes),
-        Body::Batch(body) => return Some(body.clone()),
-    }
-    None
-}
-
-/// `n` in decimal, written into `digits`.
-fn decimal(n: u64, digits: &mut [u8; 20]) -> &str {
-    let mut text = Vec::with_capacity(20);
-    http::push_decimal(&mut text, n);
-    digits[..text.len()].copy_from_slice(&text);
-    // Only ASCII digits were written.
-    std::str::from_utf8(&digits[..text.len()]).unwrap_or("0")
 }
