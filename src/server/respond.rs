@@ -80,25 +80,7 @@ impl Server {
             body,
         );
         conn.answered(reply.keep_alive, now);
-        match sent {
-            Ok(sent) => {
-                if sent.wrote > 0 {
-                    conn.wrote(now);
-                }
-                if !sent.done {
-                    conn.socket_full();
-                }
-                conn.check_backlog();
-                self.release_pins();
-                true
-            }
-            Err(e) => {
-                // The batch is lost with the connection (at-most-once), or
-                // handed out again when its lease runs out.
-                self.close(token, &format!("write failed: {e}"));
-                false
-            }
-        }
+        self.wrote(token, sent, now)
     }
 }
 

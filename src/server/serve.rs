@@ -11,6 +11,8 @@
 use log::debug;
 use mio::Token;
 
+use std::io;
+
 use super::Server;
 use crate::api::{Context, Outcome, Request, Response};
 use crate::config::Millis;
@@ -18,6 +20,7 @@ use crate::connection::{Fill, ReplyStyle, State};
 use crate::http::{self, HttpError};
 use crate::inbox::Framed;
 use crate::metrics::Endpoint;
+use crate::outbox::Flushed;
 use crate::store::ConsumerId;
 
 /// Reads one connection may do per visit before the others get a turn.
@@ -196,8 +199,19 @@ impl Server {
         let result =
             conn.outbox
                 .flush(&mut conn.stream, &api.store, meter, write_scratch, released);
+        self.wrote(token, result, now)
+    }
+
+    /// What a write (a flush, or an answer sent at once) means for the
+    /// connection: progress restarts its stall clock, a full socket is
+    /// remembered, the state follows the backlog, written bodies give back
+    /// their pins. An error closes the connection, and what was owed is
+    /// lost with it (a leased batch is handed out again when its lease runs
+    /// out). Returns false if the connection was closed.
+    pub(super) fn wrote(&mut self, token: usize, result: io::Result<Flushed>, now: Millis) -> bool {
         match result {
             Ok(flushed) => {
+                let conn = &mut self.conns[token];
                 if flushed.wrote > 0 {
                     conn.wrote(now);
                 }
@@ -209,7 +223,6 @@ impl Server {
                 true
             }
             Err(e) => {
-                // What was owed is lost with the connection.
                 self.close(token, &format!("write failed: {e}"));
                 false
             }
