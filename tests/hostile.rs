@@ -18,7 +18,6 @@ mod common;
 use common::*;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
@@ -1174,23 +1173,7 @@ impl Drop for NrOpenGuard {
 /// The server with its descriptor limit (soft and hard) set to `nofile`
 /// between fork and exec.
 fn start_with_nofile(nofile: u64) -> Server {
-    let mut cmd = command(&["--listen", "127.0.0.1:0"], &[]);
-    let limit = libc::rlimit {
-        rlim_cur: nofile as libc::rlim_t,
-        rlim_max: nofile as libc::rlim_t,
-    };
-    // SAFETY: the closure runs in the forked child before exec and calls
-    // only setrlimit(2), which is async-signal-safe and allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
-    Server::from_command(cmd)
+    Server::from_command(command_with_nofile(&["--listen", "127.0.0.1:0"], nofile))
 }
 
 /// Whether this process may raise a hard resource limit

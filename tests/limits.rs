@@ -15,7 +15,6 @@ mod common;
 use common::*;
 use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -427,26 +426,9 @@ fn refusing_connections_is_warned_once_not_per_client() {
 /// The file-descriptor limit (soft and hard) the server is started with.
 const NOFILE: u64 = 64;
 
-/// The server binary with `RLIMIT_NOFILE` lowered to `nofile` in the child
-/// only, between fork and exec: tests in this binary run in parallel
-/// threads, so the test process's own limit must not change.
-fn fd_limited(args: &[&str], nofile: u64) -> Command {
-    let mut cmd = command(args, &[]);
-    let limit = libc::rlimit {
-        rlim_cur: nofile as libc::rlim_t,
-        rlim_max: nofile as libc::rlim_t,
-    };
-    // SAFETY: the closure runs in the forked child before exec and calls
-    // only setrlimit(2), which is async-signal-safe and allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
+/// [`command_with_nofile`], with stderr piped for [`Spawned`].
+fn limits_command(args: &[&str], nofile: u64) -> Command {
+    let mut cmd = command_with_nofile(args, nofile);
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     cmd
 }
@@ -515,21 +497,6 @@ fn setting<'a>(line: &'a str, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
-/// CPU time (user + system) the process has used so far.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
-    // The command name may hold spaces: fields are counted after its ')'.
-    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
-        .split_whitespace()
-        .collect();
-    // utime and stime are fields 14 and 15 of proc(5); `fields` starts at 3.
-    let ticks: u64 =
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    // SAFETY: sysconf has no memory effects.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    Duration::from_secs_f64(ticks as f64 / hz as f64)
-}
-
 /// With a low fd limit and no `--max-connections`, the default is derived
 /// from the limit, and a crowd of clients past it is refused cleanly without
 /// busying the loop.
@@ -544,7 +511,7 @@ fn cpu_time(pid: u32) -> Duration {
 /// idle.
 #[test]
 fn a_low_fd_limit_caps_connections_and_refusing_does_not_spin() {
-    let spawned = Spawned::new(fd_limited(&["--listen", "127.0.0.1:0"], NOFILE));
+    let spawned = Spawned::new(limits_command(&["--listen", "127.0.0.1:0"], NOFILE));
     let pid = spawned.child.id();
     let line = spawned.startup_line();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
@@ -581,7 +548,7 @@ fn a_low_fd_limit_caps_connections_and_refusing_does_not_spin() {
     // 200 clients arrive over 2 s, each held open by its client; the server
     // must close every one and stay nearly idle meanwhile.
     let window = Duration::from_secs(2);
-    let cpu_before = cpu_time(pid);
+    let cpu_before = process_cpu_time(pid);
     let started = Instant::now();
     let mut crowd = Vec::with_capacity(200);
     for i in 0..200u32 {
@@ -595,7 +562,7 @@ fn a_low_fd_limit_caps_connections_and_refusing_does_not_spin() {
         thread::sleep(wait);
     }
     let wall = started.elapsed();
-    let cpu = cpu_time(pid) - cpu_before;
+    let cpu = process_cpu_time(pid) - cpu_before;
     eprintln!(
         "fd limit {NOFILE}: max_connections={max}; server CPU {cpu:?} in {wall:?} of refusals"
     );
@@ -682,9 +649,9 @@ fn running_out_of_descriptors_pauses_accept_without_spinning() {
         "no warning about running out of descriptors:\n{}",
         server.logs()
     );
-    let (cpu0, wall0) = (cpu_time(server.pid()), Instant::now());
+    let (cpu0, wall0) = (process_cpu_time(server.pid()), Instant::now());
     std::thread::sleep(Duration::from_millis(1500));
-    let (cpu, wall) = (cpu_time(server.pid()) - cpu0, wall0.elapsed());
+    let (cpu, wall) = (process_cpu_time(server.pid()) - cpu0, wall0.elapsed());
     assert!(
         cpu < wall / 4,
         "the server used {cpu:?} of CPU in {wall:?} while out of descriptors"
@@ -705,7 +672,7 @@ fn running_out_of_descriptors_pauses_accept_without_spinning() {
 /// `EMFILE` later.
 #[test]
 fn max_connections_above_the_fd_limit_is_refused_at_start() {
-    let mut spawned = Spawned::new(fd_limited(
+    let mut spawned = Spawned::new(limits_command(
         &["--listen", "127.0.0.1:0", "--max-connections", "1000"],
         NOFILE,
     ));

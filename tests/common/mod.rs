@@ -218,10 +218,39 @@ pub fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     cmd
 }
 
+/// [`command`] with `RLIMIT_NOFILE` (soft and hard) set to `nofile` in the
+/// child only, between fork and exec: tests run in parallel threads, so the
+/// test process's own limit must not change.
+pub fn command_with_nofile(args: &[&str], nofile: u64) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = command(args, &[]);
+    let limit = libc::rlimit {
+        rlim_cur: nofile as libc::rlim_t,
+        rlim_max: nofile as libc::rlim_t,
+    };
+    // SAFETY: the closure runs in the forked child before exec and calls
+    // only setrlimit(2), which is async-signal-safe and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    cmd
+}
+
 /// Spawns the binary with its stderr drained by a thread into a shared log,
 /// so the pipe never fills and tests can read what it logged.
 fn spawn_logged(args: &[&str], env: &[(&str, &str)]) -> (Child, SharedLog, thread::JoinHandle<()>) {
-    let mut child = command(args, env)
+    spawn_drained(command(args, env))
+}
+
+/// Spawns `cmd` with its stderr drained by a thread into a shared log.
+fn spawn_drained(mut cmd: Command) -> (Child, SharedLog, thread::JoinHandle<()>) {
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -813,16 +842,8 @@ impl Server {
     /// with a `pre_exec` that changes its resource limits), and waits for its
     /// startup line. The command's stderr is taken over; panics with the
     /// child's stderr if no startup line comes within [`STARTUP_DEADLINE`].
-    pub fn from_command(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn event-syncer");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log: SharedLog = Arc::default();
-        let sink = Arc::clone(&log);
-        thread::spawn(move || drain(stderr, &sink));
+    pub fn from_command(cmd: Command) -> Server {
+        let (child, log, _drainer) = spawn_drained(cmd);
         let mut server = Server {
             child,
             addr: SocketAddr::from(([0, 0, 0, 0], 0)),
