@@ -9,8 +9,10 @@
 //! (clap's code for usage errors).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use clap::Parser;
+use clap::builder::BoolishValueParser;
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Milliseconds: the unit of every duration inside the server.
 pub type Millis = u64;
@@ -62,6 +64,90 @@ pub struct Cli {
     /// Log level: off, error, warn, info, debug or trace.
     #[arg(long, env = "EVENT_SYNCER_LOG", default_value = "info")]
     pub log_level: log::LevelFilter,
+    /// Log one line per answered request.
+    #[arg(long, env = "EVENT_SYNCER_ACCESS_LOG", value_parser = BoolishValueParser::new(), num_args = 0..=1, default_missing_value = "true", default_value = "false")]
+    pub access_log: bool,
+    /// Keep a log of the store in this directory and replay it on start
+    /// (default: memory only).
+    #[arg(long, env = "EVENT_SYNCER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// When the data directory's log is flushed to disk.
+    #[arg(
+        long,
+        env = "EVENT_SYNCER_FSYNC",
+        value_enum,
+        default_value = "everysec"
+    )]
+    pub fsync: Fsync,
+    /// Require HS256 JWTs signed with the secret in this file.
+    #[arg(
+        long,
+        env = "EVENT_SYNCER_JWT_SECRET_FILE",
+        conflicts_with = "jwt_public_key_file"
+    )]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// Require JWTs signed by the key in this PEM file (RS256, ES256 or EdDSA).
+    #[arg(long, env = "EVENT_SYNCER_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Require this bearer secret for /metrics.
+    #[arg(long, env = "EVENT_SYNCER_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
+    /// A page origin allowed to call the server from a browser, or `*`
+    /// (repeatable; comma-separated in the environment variable).
+    #[arg(long, env = "EVENT_SYNCER_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
+    /// A tool instead of the server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands: tools that run instead of the server.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Print an HS256 token for scripts and tests.
+    Token(TokenArgs),
+}
+
+/// `event-syncer token`: what the minted token allows.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TokenArgs {
+    /// The HS256 secret, as given to `--jwt-secret-file`.
+    #[arg(long)]
+    pub secret_file: PathBuf,
+    /// Key patterns the token may push to (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub push: Vec<String>,
+    /// Key patterns the token may consume from.
+    #[arg(long, value_delimiter = ',')]
+    pub consume: Vec<String>,
+    /// GroupId patterns the token may consume as (default: any).
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Option<Vec<String>>,
+    /// Lifetime in seconds (default: one hour).
+    #[arg(long, default_value = "3600", value_parser = setting_seconds)]
+    pub ttl: Millis,
+}
+
+/// `--fsync`: when the log is flushed to disk.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// Before each answer the log backs (group commit: once per loop turn).
+    Always,
+    /// About once a second, on a helper thread.
+    Everysec,
+    /// When the kernel decides.
+    Never,
+}
+
+impl Fsync {
+    /// Its name on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::Everysec => "everysec",
+            Fsync::Never => "never",
+        }
+    }
 }
 
 /// The effective settings the server runs with.
@@ -85,6 +171,20 @@ pub struct Config {
     pub idle_timeout: Millis,
     /// Log level.
     pub log_level: log::LevelFilter,
+    /// One log line per answered request.
+    pub access_log: bool,
+    /// Where the store's log lives; `None`: memory only.
+    pub data_dir: Option<PathBuf>,
+    /// When that log is flushed to disk.
+    pub fsync: Fsync,
+    /// The HS256 secret's file.
+    pub jwt_secret_file: Option<PathBuf>,
+    /// The PEM public key's file.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// The `/metrics` bearer secret's file.
+    pub metrics_token_file: Option<PathBuf>,
+    /// Page origins allowed to call the server (`*`: any).
+    pub cors_origins: Vec<String>,
 }
 
 impl Config {
@@ -117,6 +217,13 @@ impl Config {
             header_timeout: cli.header_timeout,
             idle_timeout: cli.idle_timeout,
             log_level: cli.log_level,
+            access_log: cli.access_log,
+            data_dir: cli.data_dir,
+            fsync: cli.fsync,
+            jwt_secret_file: cli.jwt_secret_file,
+            jwt_public_key_file: cli.jwt_public_key_file,
+            metrics_token_file: cli.metrics_token_file,
+            cors_origins: cli.cors_origin,
         })
     }
 
@@ -125,7 +232,8 @@ impl Config {
     pub fn describe(&self) -> String {
         format!(
             "poll_timeout={} event_ttl={} max_body={} max_memory={} max_connections={} \
-             header_timeout={} idle_timeout={} log_level={}",
+             header_timeout={} idle_timeout={} log_level={} access_log={} data_dir={} fsync={} \
+             jwt={} metrics_token={} cors_origins={}",
             seconds(self.poll_timeout),
             seconds(self.event_ttl),
             self.max_body,
@@ -134,6 +242,26 @@ impl Config {
             seconds(self.header_timeout),
             seconds(self.idle_timeout),
             self.log_level.as_str().to_ascii_lowercase(),
+            if self.access_log { "on" } else { "off" },
+            self.data_dir
+                .as_ref()
+                .map_or("none".to_string(), |d| d.display().to_string()),
+            self.fsync.as_str(),
+            match (&self.jwt_secret_file, &self.jwt_public_key_file) {
+                (Some(_), _) => "hs256",
+                (_, Some(_)) => "public-key",
+                _ => "off",
+            },
+            if self.metrics_token_file.is_some() {
+                "on"
+            } else {
+                "off"
+            },
+            if self.cors_origins.is_empty() {
+                "none".to_string()
+            } else {
+                self.cors_origins.join(",")
+            },
         )
     }
 }
