@@ -368,8 +368,8 @@ mod tests {
     #[test]
     fn every_family_has_help_and_type_and_counts_move() {
         let mut m = Metrics::default();
-        m.request(Endpoint::Push, 200);
-        m.request(Endpoint::Push, 413);
+        m.request(Endpoint::Push, 200, None);
+        m.request(Endpoint::Push, 413, None);
         m.pushes += 1;
         let text = m.render(&Gauges {
             connections_open: 3,

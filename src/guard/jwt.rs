@@ -212,3 +212,119 @@ pub fn strip_newline(bytes: &[u8]) -> &[u8] {
     let bytes = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     bytes.strip_suffix(b"\r").unwrap_or(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header};
+
+    const SECRET: &[u8] = b"a secret of some length";
+
+    fn verifier() -> Verifier {
+        let key = DecodingKey::from_secret(SECRET).unwrap();
+        Verifier::new(key, Algorithm::HS256, "hs256")
+    }
+
+    fn token(claims: serde_json::Value, secret: &[u8], alg: Algorithm) -> String {
+        let key = EncodingKey::from_secret(secret).unwrap();
+        jsonwebtoken::encode(&Header::new(alg), &claims, &key).unwrap()
+    }
+
+    fn push_all(exp: Option<u64>) -> serde_json::Value {
+        let mut claims = serde_json::json!({"event_syncer": {"push": ["*"]}});
+        if let Some(exp) = exp {
+            claims["exp"] = exp.into();
+        }
+        claims
+    }
+
+    #[test]
+    fn a_good_token_is_verified_once_and_then_found() {
+        let mut v = verifier();
+        let t = token(push_all(None), SECRET, Algorithm::HS256);
+        let now = unix_now();
+        assert!(v.verify(t.as_bytes(), now).is_ok());
+        assert_eq!(v.cache.len(), 1);
+        assert!(v.verify(t.as_bytes(), now).is_ok());
+        assert_eq!(v.cache.len(), 1);
+    }
+
+    #[test]
+    fn a_cached_token_stops_working_after_its_exp() {
+        let mut v = verifier();
+        let now = unix_now();
+        let t = token(push_all(Some(now + 10)), SECRET, Algorithm::HS256);
+        assert!(v.verify(t.as_bytes(), now).is_ok());
+        assert!(
+            v.verify(t.as_bytes(), now + 10).is_ok(),
+            "valid through exp"
+        );
+        assert_eq!(
+            v.verify(t.as_bytes(), now + 11).unwrap_err(),
+            "the token has expired"
+        );
+        assert_eq!(v.cache.len(), 0);
+        assert_eq!(v.cached_bytes, 0);
+    }
+
+    #[test]
+    fn expired_future_and_wrongly_signed_tokens_are_refused_and_not_kept() {
+        let mut v = verifier();
+        let now = unix_now();
+        let expired = token(push_all(Some(now - 1)), SECRET, Algorithm::HS256);
+        assert_eq!(
+            v.verify(expired.as_bytes(), now).unwrap_err(),
+            "the token has expired"
+        );
+        let mut early = push_all(None);
+        early["nbf"] = (now + 60).into();
+        let early = token(early, SECRET, Algorithm::HS256);
+        assert!(v.verify(early.as_bytes(), now).is_err());
+        let forged = token(push_all(None), b"another secret", Algorithm::HS256);
+        assert!(v.verify(forged.as_bytes(), now).is_err());
+        let other_alg = token(push_all(None), SECRET, Algorithm::HS512);
+        assert_eq!(
+            v.verify(other_alg.as_bytes(), now).unwrap_err(),
+            "the token's algorithm is not the server's"
+        );
+        assert!(v.verify(b"not.a.token", now).is_err());
+        assert!(v.verify(b"", now).is_err());
+        assert_eq!(v.cache.len(), 0);
+    }
+
+    #[test]
+    fn an_unsigned_token_is_refused() {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let head = b64.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = b64.encode(br#"{"event_syncer":{"push":["*"]}}"#);
+        let mut v = verifier();
+        for t in [format!("{head}.{body}."), format!("{head}.{body}")] {
+            assert!(v.verify(t.as_bytes(), unix_now()).is_err(), "{t}");
+        }
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let mut v = verifier();
+        let now = unix_now();
+        for i in 0..CACHE_ENTRIES + 10 {
+            let mut claims = push_all(None);
+            claims["n"] = i.into();
+            let t = token(claims, SECRET, Algorithm::HS256);
+            assert!(v.verify(t.as_bytes(), now).is_ok());
+            assert!(v.cache.len() <= CACHE_ENTRIES);
+            assert!(v.cached_bytes <= CACHE_BYTES);
+        }
+        let recount: usize = v.cache.iter().map(|(t, c)| entry_bytes(t, c)).sum();
+        assert_eq!(v.cached_bytes, recount);
+    }
+
+    #[test]
+    fn a_secret_file_loses_one_trailing_newline_only() {
+        assert_eq!(strip_newline(b"abc\n"), b"abc");
+        assert_eq!(strip_newline(b"abc\r\n"), b"abc");
+        assert_eq!(strip_newline(b"abc\n\n"), b"abc\n");
+        assert_eq!(strip_newline(b"abc"), b"abc");
+    }
+}
