@@ -104,7 +104,7 @@ impl Response {
     pub fn refused(endpoint: Endpoint, refused: &Refused) -> Response {
         match refused.why {
             Refusal::Unauthorized(message) => Response {
-                extra: &[("WWW-Authenticate", "Bearer realm=\"event-syncer\"")],
+                extra: &[("WWW-Authenticate", "Bearer")],
                 ..Response::error(endpoint, 401, message)
             },
             Refusal::Forbidden(message) => Response::error(endpoint, 403, message),
