@@ -18,6 +18,7 @@ impl Server {
     /// It is written by the flush that follows.
     pub(super) fn respond(&mut self, token: usize, response: &Response, reply: ReplyStyle) {
         self.api.metrics.request(response.endpoint, response.status);
+        self.log_answer(token, response, reply);
         debug!(
             "#{token} {:?} answered {}",
             response.endpoint, response.status
@@ -52,6 +53,7 @@ impl Server {
         reply: ReplyStyle,
     ) -> bool {
         self.api.metrics.request(response.endpoint, response.status);
+        self.log_answer(token, response, reply);
         if let Some(lease) = response.lease {
             self.wheel
                 .insert(lease.deadline, super::Timer::Lease(lease.id));

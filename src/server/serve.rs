@@ -114,6 +114,9 @@ impl Server {
                         break;
                     }
                     Ok(Framed::Request { head, body }) => {
+                        if self.access.is_some() {
+                            self.log_request(token, &head);
+                        }
                         let reply = ReplyStyle {
                             keep_alive: head.keep_alive && !self.draining,
                             minor_version: head.minor_version,
@@ -146,7 +149,10 @@ impl Server {
                 Outcome::Reply(response) => self.respond(token, &response, reply),
                 // The client sent FIN with this get: it is gone, and a
                 // consumer that would wait is owed nothing.
-                Outcome::Park { park, .. } if input_finished => self.api.release(park),
+                Outcome::Park { park, .. } if input_finished => {
+                    self.api.release(park);
+                    self.log_forget(token);
+                }
                 Outcome::Park { park, wait } => self.park(token, park, reply, wait),
             }
         }
@@ -161,6 +167,7 @@ impl Server {
         let deadline = self.deadline_in(wait);
         debug!("#{token} parked until {deadline} ms");
         self.conns[token].park(park, reply, deadline);
+        self.log_parked(token);
     }
 
     /// A request that cannot be framed: answer it, then close, since the
@@ -273,6 +280,7 @@ impl Server {
         if let Some((key, ..)) = conn.armed {
             self.wheel.cancel(key);
         }
+        self.log_forget(token);
         conn.outbox.discard(&self.meter, &mut self.released);
         conn.inbox.discard(&self.meter);
         self.release_pins();
