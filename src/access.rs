@@ -6,16 +6,17 @@
 //! request between the moment its head is read and the moment it is
 //! answered, which for a parked blocking-get may be a poll timeout later
 //! and on behalf of another connection's push. It knows nothing of sockets
-//! or clocks: the loop hands it the peer (as something printable), the
+//! or clocks: the loop hands it the peer (asked once per connection), the
 //! time in microseconds and the wall clock, so the line format is tested
 //! with made-up values.
 //!
 //! Cost: nothing at all when the log is off, since the loop holds no
 //! `AccessLog` then and a [`Connection`](crate::connection) carries no field
 //! for it; the ~440 bytes a parked connection costs do not grow. When it is
-//! on, a request costs one small string (its fields, rendered once when its
-//! head is read) and a parked one keeps that string in a map by connection
-//! token until it is answered or dropped. Lines go to stderr beside the
+//! on, a request's fields are rendered once, when its head is read, into a
+//! buffer reused by the next request; a parked one keeps a copy in a map
+//! by connection token until it is answered or dropped, and each open
+//! connection's peer address is kept as text (asked of the kernel once). Lines go to stderr beside the
 //! logger's, in one `write` per turn rather than one per request, so a
 //! turn that answers 10,000 consumers of one push makes one system call.
 //!
@@ -33,15 +34,13 @@
 //! can never forge a field or a line.
 
 use std::collections::HashMap;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::io;
 
-use crate::http::Method;
+use crate::http::{Method, push_decimal};
 
 /// What the log says of a request, known when its head has been read.
 pub struct Fields<'a> {
-    /// The connection's peer address.
-    pub peer: &'a dyn fmt::Display,
     /// The raw `X-Forwarded-For` value, if sent.
     pub forwarded_for: Option<&'a [u8]>,
     /// The method.
@@ -54,11 +53,9 @@ pub struct Fields<'a> {
     pub group: Option<&'a str>,
 }
 
-/// A request read and not yet answered.
+/// A parked request: its rendered fields and when its head was read.
 struct Begun {
-    /// Its fields, rendered: `peer=... method=... path=...`.
-    fields: String,
-    /// When its head was read, in microseconds on the loop's clock.
+    fields: Box<str>,
     since_us: u64,
 }
 
@@ -67,99 +64,126 @@ struct Begun {
 pub struct AccessLog {
     /// Lines of this turn, not yet written.
     lines: Vec<u8>,
-    /// The request being answered now, by connection token: it is answered
-    /// at once or parks before the next request is read.
-    current: Option<(usize, Begun)>,
+    /// The connection whose request is being answered now (it is answered
+    /// at once or parks before the next request is read), its fields
+    /// rendered in `fields` (a buffer reused from request to request) and
+    /// when its head was read.
+    current: Option<usize>,
+    fields: String,
+    since_us: u64,
     /// Parked requests, by connection token.
     parked: HashMap<usize, Begun>,
+    /// Each open connection's peer, as text: asked of the kernel once per
+    /// connection, not once per request.
+    peers: HashMap<usize, Box<str>>,
+    /// The timestamp of the millisecond `stamp_ms`, formatted once.
+    stamp_ms: u64,
+    stamp: String,
 }
 
 impl AccessLog {
-    /// Remembers the request connection `token` has just sent.
-    pub fn begin(&mut self, token: usize, request: &Fields<'_>, now_us: u64) {
-        let mut fields = String::with_capacity(128);
-        // Writing into a String cannot fail.
-        let _ = write!(fields, "peer={}", request.peer);
+    /// Remembers the request connection `token` has just sent; `peer` is
+    /// asked for the connection's address the first time only.
+    pub fn begin(
+        &mut self,
+        token: usize,
+        request: &Fields<'_>,
+        now_us: u64,
+        peer: impl FnOnce() -> String,
+    ) {
+        let peer = self
+            .peers
+            .entry(token)
+            .or_insert_with(|| peer().into_boxed_str());
+        let fields = &mut self.fields;
+        fields.clear();
+        fields.push_str("peer=");
+        fields.push_str(peer);
         if let Some(xff) = request.forwarded_for {
             fields.push_str(" xff=");
-            push_value(&mut fields, &String::from_utf8_lossy(xff));
+            push_value(fields, &String::from_utf8_lossy(xff));
         }
         fields.push_str(" method=");
         fields.push_str(method_name(request.method));
         fields.push_str(" path=");
-        push_value(&mut fields, request.path);
+        push_value(fields, request.path);
         for (name, value) in [(" key=", request.key), (" groupId=", request.group)] {
             if let Some(value) = value {
                 fields.push_str(name);
-                push_value(&mut fields, value);
+                push_value(fields, value);
             }
         }
-        self.current = Some((
-            token,
-            Begun {
-                fields,
-                since_us: now_us,
-            },
-        ));
+        self.current = Some(token);
+        self.since_us = now_us;
     }
 
     /// The request connection `token` sent has parked: it is answered
     /// later, perhaps in the turn of another connection's request.
     pub fn park(&mut self, token: usize) {
-        if let Some((t, begun)) = self.current.take() {
-            if t == token {
-                self.parked.insert(token, begun);
-            } else {
-                self.current = Some((t, begun));
-            }
+        if self.current == Some(token) {
+            self.current = None;
+            let begun = Begun {
+                fields: self.fields.as_str().into(),
+                since_us: self.since_us,
+            };
+            self.parked.insert(token, begun);
         }
     }
 
-    /// Connection `token` is closed or its consumer dropped: it will not be
-    /// answered, so nothing is logged for it.
-    pub fn forget(&mut self, token: usize) {
+    /// Connection `token` is closed, or its consumer dropped: nothing is
+    /// logged for a request never answered.
+    pub fn forget(&mut self, token: usize, closed: bool) {
         self.parked.remove(&token);
-        if matches!(self.current, Some((t, _)) if t == token) {
+        if self.current == Some(token) {
             self.current = None;
         }
+        if closed {
+            self.peers.remove(&token);
+        }
     }
 
-    /// Writes the line of a request on connection `token` answered with
-    /// `status` and `bytes` of body at `now_us`; `unix_ms` is the wall
-    /// clock for the timestamp. A refusal of a request that could not be
-    /// read (a malformed head, a header timeout) has no remembered fields:
-    /// its line names the peer, and `-` for method and path.
-    pub fn answered(&mut self, token: usize, answer: Answer<'_>) {
-        let begun = match self.current.take() {
-            Some((t, begun)) if t == token => Some(begun),
-            other => {
-                self.current = other;
-                self.parked.remove(&token)
-            }
-        };
-        let mut line = String::with_capacity(192);
-        push_timestamp(&mut line, answer.unix_ms);
-        line.push_str(" INFO  [event_syncer::access] ");
-        let since = match &begun {
-            Some(begun) => {
-                line.push_str(&begun.fields);
-                begun.since_us
-            }
-            None => {
-                let _ = write!(line, "peer={} method=- path=-", answer.peer);
-                answer.now_us
-            }
+    /// Writes the line of a request on connection `token`. A refusal of a
+    /// request that could not be read (a malformed head, a header timeout)
+    /// has no remembered fields: its line names the peer (asked of `peer`),
+    /// and `-` for method and path.
+    pub fn answered(&mut self, token: usize, answer: Answer, peer: impl FnOnce() -> String) {
+        if answer.unix_ms != self.stamp_ms || self.stamp.is_empty() {
+            self.stamp.clear();
+            push_timestamp(&mut self.stamp, answer.unix_ms);
+            self.stamp_ms = answer.unix_ms;
+        }
+        let line = &mut self.lines;
+        line.extend_from_slice(self.stamp.as_bytes());
+        line.extend_from_slice(b" INFO  [event_syncer::access] ");
+        let since = if self.current == Some(token) {
+            self.current = None;
+            line.extend_from_slice(self.fields.as_bytes());
+            self.since_us
+        } else if let Some(begun) = self.parked.remove(&token) {
+            line.extend_from_slice(begun.fields.as_bytes());
+            begun.since_us
+        } else {
+            let peer = self.peers.get(&token).map_or_else(peer, |p| p.to_string());
+            line.extend_from_slice(b"peer=");
+            line.extend_from_slice(peer.as_bytes());
+            line.extend_from_slice(b" method=- path=-");
+            answer.now_us
         };
         let took = answer.now_us.saturating_sub(since);
-        let _ = writeln!(
-            line,
-            " status={} bytes={} duration_ms={}.{:03}",
-            answer.status,
-            answer.bytes,
-            took / 1000,
-            took % 1000
-        );
-        self.lines.extend_from_slice(line.as_bytes());
+        line.extend_from_slice(b" status=");
+        push_decimal(line, u64::from(answer.status));
+        line.extend_from_slice(b" bytes=");
+        push_decimal(line, answer.bytes as u64);
+        line.extend_from_slice(b" duration_ms=");
+        push_decimal(line, took / 1000);
+        let frac = took % 1000;
+        line.extend_from_slice(&[
+            b'.',
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+            b'\n',
+        ]);
     }
 
     /// Writes the lines of this turn to `out` in one `write_all`, and
@@ -171,6 +195,11 @@ impl AccessLog {
         }
         let written = out.write_all(&self.lines);
         self.lines.clear();
+        if self.lines.capacity() > 1 << 20 {
+            // One turn that answered 100,000 consumers must not keep its
+            // megabytes for the rest of the run.
+            self.lines = Vec::new();
+        }
         written
     }
 
@@ -182,9 +211,7 @@ impl AccessLog {
 }
 
 /// How a request was answered, and when.
-pub struct Answer<'a> {
-    /// The connection's peer, for a line with no remembered fields.
-    pub peer: &'a dyn fmt::Display,
+pub struct Answer {
     /// The status code.
     pub status: u16,
     /// Bytes of body (0 for `HEAD`).
@@ -276,7 +303,6 @@ mod tests {
 
     fn fields<'a>(key: Option<&'a str>, group: Option<&'a str>) -> Fields<'a> {
         Fields {
-            peer: &PEER,
             forwarded_for: None,
             method: Method::Get,
             path: "/blocking-get",
@@ -285,9 +311,12 @@ mod tests {
         }
     }
 
-    fn answer(status: u16, bytes: usize, now_us: u64) -> Answer<'static> {
+    fn peer() -> String {
+        PEER.to_string()
+    }
+
+    fn answer(status: u16, bytes: usize, now_us: u64) -> Answer {
         Answer {
-            peer: &PEER,
             status,
             bytes,
             now_us,
@@ -307,8 +336,8 @@ mod tests {
         let mut log = AccessLog::default();
         let mut f = fields(Some("orders"), Some("billing"));
         f.forwarded_for = Some(b"10.1.2.3");
-        log.begin(3, &f, 1_000);
-        log.answered(3, answer(200, 27, 1_251_347));
+        log.begin(3, &f, 1_000, peer);
+        log.answered(3, answer(200, 27, 1_251_347), peer);
         assert_eq!(
             text(&mut log),
             "2026-12-01T09:30:00.123Z INFO  [event_syncer::access] peer=127.0.0.1:40312 \
@@ -320,8 +349,8 @@ mod tests {
     #[test]
     fn absent_fields_are_left_out() {
         let mut log = AccessLog::default();
-        log.begin(0, &fields(None, None), 0);
-        log.answered(0, answer(400, 30, 7));
+        log.begin(0, &fields(None, None), 0, peer);
+        log.answered(0, answer(400, 30, 7), peer);
         let line = text(&mut log);
         assert!(
             line.ends_with("peer=127.0.0.1:40312 method=GET path=/blocking-get status=400 bytes=30 duration_ms=0.007\n"),
@@ -351,13 +380,13 @@ mod tests {
     #[test]
     fn a_parked_request_is_logged_when_answered_from_another_connection() {
         let mut log = AccessLog::default();
-        log.begin(5, &fields(Some("k"), Some("g")), 2_000_000);
+        log.begin(5, &fields(Some("k"), Some("g")), 2_000_000, peer);
         log.park(5);
         assert_eq!(log.parked(), 1);
         // Connection 9 pushes; its own request is current while 5 is woken.
-        log.begin(9, &fields(Some("k"), None), 3_000_000);
-        log.answered(5, answer(200, 4, 3_000_500));
-        log.answered(9, answer(200, 50, 3_000_600));
+        log.begin(9, &fields(Some("k"), None), 3_000_000, peer);
+        log.answered(5, answer(200, 4, 3_000_500), peer);
+        log.answered(9, answer(200, 50, 3_000_600), peer);
         let text = text(&mut log);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
@@ -369,11 +398,11 @@ mod tests {
     #[test]
     fn a_dropped_consumer_is_forgotten_and_an_unread_request_names_its_peer() {
         let mut log = AccessLog::default();
-        log.begin(5, &fields(Some("k"), Some("g")), 0);
+        log.begin(5, &fields(Some("k"), Some("g")), 0, peer);
         log.park(5);
-        log.forget(5);
+        log.forget(5, true);
         assert_eq!(log.parked(), 0);
-        log.answered(5, answer(408, 60, 10));
+        log.answered(5, answer(408, 60, 10), peer);
         let line = text(&mut log);
         assert!(
             line.contains(
@@ -398,8 +427,8 @@ mod tests {
         }
         let mut log = AccessLog::default();
         for token in 0..100 {
-            log.begin(token, &fields(Some("k"), Some("g")), 0);
-            log.answered(token, answer(200, 2, 1));
+            log.begin(token, &fields(Some("k"), Some("g")), 0, peer);
+            log.answered(token, answer(200, 2, 1), peer);
         }
         let mut out = Counting(0, Vec::new());
         log.flush(&mut out).unwrap();

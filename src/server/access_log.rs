@@ -16,23 +16,29 @@ use crate::http::{self, Head};
 impl Server {
     /// The request whose head connection `token` has just sent.
     pub(super) fn log_request(&mut self, token: usize, head: &Head<'_>) {
-        let Some(log) = self.access.as_deref_mut() else {
+        let Server {
+            access,
+            conns,
+            start,
+            ..
+        } = self;
+        let Some(log) = access.as_deref_mut() else {
             return;
         };
-        let peer = self.conns[token].peer();
         // A key that does not decode is refused with a 400; its line then
         // simply has no key.
         let key = http::query_param(head.query, "key").ok().flatten();
         let group = http::query_param(head.query, "groupId").ok().flatten();
         let fields = Fields {
-            peer: &peer,
             forwarded_for: head.x_forwarded_for(),
             method: head.method,
             path: head.path,
             key: key.as_deref(),
             group: group.as_deref(),
         };
-        log.begin(token, &fields, micros(self.start));
+        log.begin(token, &fields, micros(*start), || {
+            conns[token].peer().to_string()
+        });
     }
 
     /// The request connection `token` sent is parked.
@@ -42,34 +48,39 @@ impl Server {
         }
     }
 
-    /// Connection `token` is gone: its parked request is never answered.
-    pub(super) fn log_forget(&mut self, token: usize) {
+    /// Connection `token`'s request will never be answered: its consumer
+    /// was dropped, or the connection is `closed`.
+    pub(super) fn log_forget(&mut self, token: usize, closed: bool) {
         if let Some(log) = self.access.as_deref_mut() {
-            log.forget(token);
+            log.forget(token, closed);
         }
     }
 
     /// Connection `token`'s request is answered with `response`.
     pub(super) fn log_answer(&mut self, token: usize, response: &Response, reply: ReplyStyle) {
-        let Some(log) = self.access.as_deref_mut() else {
+        let Server {
+            access,
+            conns,
+            start,
+            ..
+        } = self;
+        let Some(log) = access.as_deref_mut() else {
             return;
         };
-        let peer = self.conns[token].peer();
         let unix_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let answer = Answer {
-            peer: &peer,
             status: response.status,
             bytes: if reply.head_only {
                 0
             } else {
                 response.body.len()
             },
-            now_us: micros(self.start),
+            now_us: micros(*start),
             unix_ms,
         };
-        log.answered(token, answer);
+        log.answered(token, answer, || conns[token].peer().to_string());
     }
 
     /// The end of a turn: this turn's lines, in one write to stderr (where

@@ -151,7 +151,7 @@ impl Server {
                 // consumer that would wait is owed nothing.
                 Outcome::Park { park, .. } if input_finished => {
                     self.api.release(park);
-                    self.log_forget(token);
+                    self.log_forget(token, false);
                 }
                 Outcome::Park { park, wait } => self.park(token, park, reply, wait),
             }
@@ -280,7 +280,7 @@ impl Server {
         if let Some((key, ..)) = conn.armed {
             self.wheel.cancel(key);
         }
-        self.log_forget(token);
+        self.log_forget(token, true);
         conn.outbox.discard(&self.meter, &mut self.released);
         conn.inbox.discard(&self.meter);
         self.release_pins();
