@@ -253,17 +253,6 @@ fn scenario(kind: Kind, start_proxy: impl Fn(&Instances) -> Proxy) {
     let proxy = start_proxy(&inst);
     let name = proxy.name;
 
-    // A consumer with nothing to get waits the whole poll timeout.
-    let lonely = proxy.url(&format!(
-        "/blocking-get?key={}&groupId=solo",
-        spelled("lonely one", true)
-    ));
-    let waiter = thread::spawn(move || {
-        let began = Instant::now();
-        let (status, body, _) = finish(agent().get(&lonely).call());
-        (status, body, began.elapsed())
-    });
-
     let got: Received = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let mut threads: Vec<_> = (0..LIVE_GROUPS)
@@ -293,6 +282,35 @@ fn scenario(kind: Kind, start_proxy: impl Fn(&Instances) -> Proxy) {
         });
         assert!(up, "HAProxy does not see every instance up again: {seen:?}");
     }
+    // Every key answers through the proxy again before the next pushes: a
+    // connection the proxy kept to the killed process is found dead by a
+    // request that consumes nothing rather than by a push.
+    let warm = agent();
+    for k in 0..KEYS.len() {
+        for n in 0..2 {
+            let url = proxy.url(&format!(
+                "/blocking-get?key={}&groupId=warmup&timeout=0",
+                spelling(kind, k, n)
+            ));
+            let ok = poll_until(
+                secs(10.0),
+                || matches!(warm.get(&url).call(), Ok(r) if r.status() == 200),
+            );
+            assert!(ok, "{name}: {url} does not answer after the restart");
+        }
+    }
+    // A consumer with nothing to get waits the whole poll timeout (started
+    // after the restart, which would cut it if its key were the victim's).
+    let lonely = proxy.url(&format!(
+        "/blocking-get?key={}&groupId=solo",
+        spelled("lonely one", true)
+    ));
+    let waiter = thread::spawn(move || {
+        let began = Instant::now();
+        let (status, body, _) = finish(agent().get(&lonely).call());
+        (status, body, began.elapsed())
+    });
+
     push_phase(kind, &proxy, "C");
     threads.extend((LIVE_GROUPS..GROUPS).flat_map(|g| consumers(kind, &proxy, g, &got, &stop)));
     let done = poll_until(secs(30.0), || {

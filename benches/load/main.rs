@@ -334,13 +334,9 @@ fn run() -> Result<bool, String> {
         "lease_churn_events": config.churn_events,
         "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     });
-    let mut json = report::json(
-        context,
-        &name,
-        server_outcome.as_ref(),
-        baseline_outcome.as_ref(),
-    );
+    let mut json = report::json(context, server_outcome.as_ref(), baseline_outcome.as_ref());
     json["variants"] = variants::json(&variants);
+    json["findings"] = serde_json::json!(findings);
     let suffix = if name == "event-syncer" {
         String::new()
     } else {

@@ -290,7 +290,6 @@ pub fn table(name: &str, server: Option<&Outcome>, baseline: Option<&Outcome>) -
 /// All figures and the run's context as JSON.
 pub fn json(
     context: serde_json::Value,
-    name: &str,
     server: Option<&Outcome>,
     baseline: Option<&Outcome>,
 ) -> serde_json::Value {
@@ -320,16 +319,9 @@ pub fn json(
         .flatten()
         .flat_map(|o| &o.failures)
         .collect();
-    let findings: Vec<&String> = [server, baseline]
-        .into_iter()
-        .flatten()
-        .flat_map(|o| &o.findings)
-        .collect();
     serde_json::json!({
         "context": context,
-        "findings": findings,
         "rows": rows,
-        "server_name": name,
         "server": figures(server),
         "baseline": figures(baseline),
         "failures": failures,
