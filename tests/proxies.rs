@@ -23,6 +23,7 @@ mod common;
 mod tools;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -118,7 +119,13 @@ impl Instances {
     fn launch(&self, i: usize, listen: &str) -> Server {
         let dir = self.dirs.path(&format!("es{i}"));
         let dir = dir.to_string_lossy().into_owned();
-        let mut args = vec!["--listen", listen, "--poll-timeout", POLL_TIMEOUT];
+        let mut args = vec![
+            "--listen",
+            listen,
+            "--poll-timeout",
+            POLL_TIMEOUT,
+            "--access-log",
+        ];
         if durable() {
             args.extend(["--data-dir", &dir]);
         }
@@ -369,6 +376,10 @@ fn scenario(kind: Kind, start_proxy: impl Fn(&Instances) -> Proxy) {
         }
     );
 
+    // Both files pass the client's address on; the access log shows it.
+    let forwarded = (0..3).any(|i| inst.get(i).logs().contains(" xff=127.0.0.1 method="));
+    assert!(forwarded, "{name}: no access-log line with xff=127.0.0.1");
+
     let (status, body, waited) = waiter.join().expect("waiter");
     assert_eq!(
         (status, body.as_str()),
@@ -390,15 +401,15 @@ fn upstreams(inst: &Instances) -> Vec<(&'static str, String)> {
 
 /// The deploy file's timeouts that must outlast a parked consumer (the
 /// lines marked `# poll`), scaled from the default poll timeout (40 s for
-/// 30 s) to the test's ([`PROXY_TIMEOUT`] for [`POLL_TIMEOUT`]).
-fn scale_poll_timeouts(text: &str) -> String {
+/// 30 s) to `to` ([`PROXY_TIMEOUT`] for the test's [`POLL_TIMEOUT`]).
+fn scale_poll_timeouts(text: &str, to: &str) -> String {
     let mut scaled = 0;
     let out: Vec<String> = text
         .lines()
         .map(|line| {
             if line.contains("# poll") && line.contains(" 40s") {
                 scaled += 1;
-                line.replace(" 40s", &format!(" {PROXY_TIMEOUT}"))
+                line.replace(" 40s", &format!(" {to}"))
             } else {
                 line.to_string()
             }
@@ -411,50 +422,82 @@ fn scale_poll_timeouts(text: &str) -> String {
     out.join("\n") + "\n"
 }
 
+/// HAProxy with deploy/haproxy/haproxy.cfg in front of `inst`.
+fn haproxy(path: &Path, inst: &Instances, timeout: &str) -> Proxy {
+    let dir = Scratch::new("haproxy");
+    let addr = free_addr();
+    let mut replace = upstreams(inst);
+    replace.push(("127.0.0.1:8080", addr.to_string()));
+    let socket = dir.path("stats.sock").to_string_lossy().into_owned();
+    replace.push(("/run/haproxy/event-syncer.sock", socket));
+    let text = deploy_file("deploy/haproxy/haproxy.cfg", &replace);
+    let conf = dir.path("haproxy.cfg");
+    std::fs::write(&conf, scale_poll_timeouts(&text, timeout)).expect("write config");
+    let mut cmd = Command::new(path);
+    cmd.arg("-f").arg(&conf).arg("-db");
+    Proxy::start("haproxy", cmd, addr, dir)
+}
+
+/// nginx with deploy/nginx/nginx.conf in front of `inst`.
+fn nginx(path: &Path, inst: &Instances, timeout: &str) -> Proxy {
+    let dir = Scratch::new("nginx");
+    let addr = free_addr();
+    let root = format!("{}/", dir.0.to_string_lossy());
+    let mut replace = upstreams(inst);
+    replace.push(("127.0.0.1:8080", addr.to_string()));
+    for prefix in ["/run/", "/var/log/nginx/", "/var/lib/nginx/"] {
+        replace.push((prefix, root.clone()));
+    }
+    let text = deploy_file("deploy/nginx/nginx.conf", &replace);
+    let conf = dir.path("nginx.conf");
+    std::fs::write(&conf, scale_poll_timeouts(&text, timeout)).expect("write config");
+    let mut cmd = Command::new(path);
+    cmd.arg("-p")
+        .arg(&dir.0)
+        .arg("-c")
+        .arg(&conf)
+        .args(["-g", "daemon off;"]);
+    Proxy::start("nginx", cmd, addr, dir)
+}
+
 #[test]
 fn three_instances_behind_haproxy() {
-    let Some(haproxy) = tool("haproxy", "HAPROXY") else {
-        return;
-    };
-    scenario(Kind::Haproxy, |inst| {
-        let dir = Scratch::new("haproxy");
-        let addr = free_addr();
-        let mut replace = upstreams(inst);
-        replace.push(("127.0.0.1:8080", addr.to_string()));
-        let socket = dir.path("stats.sock").to_string_lossy().into_owned();
-        replace.push(("/run/haproxy/event-syncer.sock", socket));
-        let text = scale_poll_timeouts(&deploy_file("deploy/haproxy/haproxy.cfg", &replace));
-        let conf = dir.path("haproxy.cfg");
-        std::fs::write(&conf, text).expect("write config");
-        let mut cmd = Command::new(&haproxy);
-        cmd.arg("-f").arg(&conf).arg("-db");
-        Proxy::start("haproxy", cmd, addr, dir)
-    });
+    if let Some(path) = tool("haproxy", "HAPROXY") {
+        scenario(Kind::Haproxy, |inst| haproxy(&path, inst, PROXY_TIMEOUT));
+    }
 }
 
 #[test]
 fn three_instances_behind_nginx() {
-    let Some(nginx) = tool("nginx", "NGINX") else {
-        return;
-    };
-    scenario(Kind::Nginx, |inst| {
-        let dir = Scratch::new("nginx");
-        let addr = free_addr();
-        let root = format!("{}/", dir.0.to_string_lossy());
-        let mut replace = upstreams(inst);
-        replace.push(("127.0.0.1:8080", addr.to_string()));
-        for path in ["/run/", "/var/log/nginx/", "/var/lib/nginx/"] {
-            replace.push((path, root.clone()));
-        }
-        let text = scale_poll_timeouts(&deploy_file("deploy/nginx/nginx.conf", &replace));
-        let conf = dir.path("nginx.conf");
-        std::fs::write(&conf, text).expect("write config");
-        let mut cmd = Command::new(&nginx);
-        cmd.arg("-p")
-            .arg(&dir.0)
-            .arg("-c")
-            .arg(&conf)
-            .args(["-g", "daemon off;"]);
-        Proxy::start("nginx", cmd, addr, dir)
-    });
+    if let Some(path) = tool("nginx", "NGINX") {
+        scenario(Kind::Nginx, |inst| nginx(&path, inst, PROXY_TIMEOUT));
+    }
+}
+
+/// The pitfall the deploy files avoid, shown: with the proxy's timeouts
+/// below the poll timeout (1 s against 2 s), each proxy cuts a parked
+/// consumer with a 504 before event-syncer answers it. So the `[]` the
+/// scenarios check is the files' doing, not luck.
+#[test]
+fn a_proxy_timeout_below_the_poll_timeout_cuts_parked_consumers() {
+    let inst = Instances::start();
+    let mut proxies = Vec::new();
+    if let Some(path) = tool("haproxy", "HAPROXY") {
+        proxies.push(haproxy(&path, &inst, "1s"));
+    }
+    if let Some(path) = tool("nginx", "NGINX") {
+        proxies.push(nginx(&path, &inst, "1s"));
+    }
+    for proxy in &proxies {
+        let url = proxy.url("/blocking-get?key=short&groupId=g");
+        let began = Instant::now();
+        let (status, _, _) = finish(agent().get(&url).call());
+        let waited = began.elapsed();
+        assert_eq!(status, 504, "{} after {waited:?}", proxy.name);
+        assert!(
+            waited < Duration::from_millis(1900),
+            "{} cut it after {waited:?}",
+            proxy.name
+        );
+    }
 }
