@@ -399,29 +399,6 @@ fn upstreams(inst: &Instances) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-/// The deploy file's timeouts that must outlast a parked consumer (the
-/// lines marked `# poll`), scaled from the default poll timeout (40 s for
-/// 30 s) to `to` ([`PROXY_TIMEOUT`] for the test's [`POLL_TIMEOUT`]).
-fn scale_poll_timeouts(text: &str, to: &str) -> String {
-    let mut scaled = 0;
-    let out: Vec<String> = text
-        .lines()
-        .map(|line| {
-            if line.contains("# poll") && line.contains(" 40s") {
-                scaled += 1;
-                line.replace(" 40s", &format!(" {to}"))
-            } else {
-                line.to_string()
-            }
-        })
-        .collect();
-    assert!(
-        scaled >= 2,
-        "no timeouts marked `# poll` with 40s: {scaled}"
-    );
-    out.join("\n") + "\n"
-}
-
 /// HAProxy with deploy/haproxy/haproxy.cfg in front of `inst`.
 fn haproxy(path: &Path, inst: &Instances, timeout: &str) -> Proxy {
     let dir = Scratch::new("haproxy");

@@ -87,6 +87,29 @@ pub fn deploy_file(relative: &str, replace: &[(&str, String)]) -> String {
     text
 }
 
+/// The deploy file's timeouts that must outlast a parked consumer (the
+/// lines marked `# poll`), scaled from the default poll timeout (40 s for
+/// 30 s) to `to` (tests/proxies.rs: 4 s for its 2 s).
+pub fn scale_poll_timeouts(text: &str, to: &str) -> String {
+    let mut scaled = 0;
+    let out: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if line.contains("# poll") && line.contains(" 40s") {
+                scaled += 1;
+                line.replace(" 40s", &format!(" {to}"))
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    assert!(
+        scaled >= 2,
+        "no timeouts marked `# poll` with 40s: {scaled}"
+    );
+    out.join("\n") + "\n"
+}
+
 /// A port nobody listens on now (the kernel's choice for port 0; another
 /// process could take it before the proxy binds, which is unlikely).
 pub fn free_addr() -> SocketAddr {
