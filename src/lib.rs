@@ -27,6 +27,8 @@
 //! - [`outbox`]: a connection's unwritten answers, written with `writev`.
 //! - [`memory`]: the count of bytes held for clients outside the store.
 //! - [`wheel`]: the hierarchical timer wheel behind every deadline. Pure.
+//! - `journal`: the data directory: the log of what changed the store,
+//!   its segments, fsync policy, replay on start, and the directory lock.
 //! - `metrics`: counters and the Prometheus exposition.
 //! - [`config`]: the settings, as flags and environment variables.
 //!
@@ -41,6 +43,7 @@ pub mod config;
 mod connection;
 pub mod http;
 mod inbox;
+mod journal;
 pub mod memory;
 mod metrics;
 pub mod outbox;

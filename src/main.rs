@@ -28,13 +28,16 @@ fn main() -> ExitCode {
     };
     let server = match Server::bind(config.clone()) {
         Ok(server) => server,
-        Err(e) => {
-            error!("cannot listen on {}: {e}", config.listen);
+        Err(message) => {
+            error!("{message}");
             return ExitCode::from(2);
         }
     };
+    let replay = server
+        .replay_summary()
+        .map_or(String::new(), |r| format!(" {r}"));
     info!(
-        "event-syncer listening on http://{} {}",
+        "event-syncer listening on http://{} {}{replay}",
         server.local_addr(),
         config.describe()
     );

@@ -15,6 +15,8 @@
 //! - `respond.rs`: rendering an answer, and queueing or sending it;
 //! - `fanout.rs`: answering parked consumers in the turn of the push;
 //! - `timers.rs`: what each timer does when it fires;
+//! - `durable.rs`: the data directory: replay on start, the log committed
+//!   before the answers it backs, segments retired;
 //! - `shutdown.rs`: SIGINT/SIGTERM and the drain;
 //! - `warn.rs`: warnings that a flood of clients cannot turn into a flood
 //!   of log lines.
@@ -30,6 +32,7 @@
 //! epoll will not remind us.
 
 mod accept;
+mod durable;
 mod fanout;
 mod respond;
 mod serve;
@@ -52,7 +55,7 @@ use crate::api::{Api, Wake};
 use crate::config::{Config, Millis};
 use crate::connection::{Connection, Timeouts};
 use crate::memory::Meter;
-use crate::store::{Pin, Store};
+use crate::store::Pin;
 use crate::wheel::{TimerKey, TimerWheel};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -79,6 +82,8 @@ enum Timer {
     Sweep,
     /// Try `accept` again after running out of file descriptors.
     AcceptRetry,
+    /// Delete log segments that have become useless.
+    Retire,
     /// Shutdown has waited long enough.
     Drain,
 }
@@ -107,6 +112,16 @@ pub struct Server {
     config: Config,
     timeouts: Timeouts,
     start: Instant,
+    /// What the clock read at `start`: 0 without a data directory, the
+    /// Unix time in ms with one, so that times in the log mean the same
+    /// after a restart (`journal/record.rs`).
+    epoch: Millis,
+    /// What replay found on start, for the startup line.
+    replayed: Option<crate::journal::Replayed>,
+    /// Connections whose answers wait for this turn's `fdatasync`
+    /// (`--fsync always`): flushed by [`Server::commit_turn`].
+    held: Vec<usize>,
+    retire: Option<TimerKey>,
     /// Bytes held for clients outside the store: unwritten heads and small
     /// bodies, request bodies arriving. Counted against `--max-memory`.
     meter: Meter,
@@ -139,7 +154,21 @@ pub struct Server {
 impl Server {
     /// Binds the listener and sets up the poll, the signal handlers and the
     /// store. Nothing is accepted until [`Server::run`].
-    pub fn bind(config: Config) -> io::Result<Server> {
+    ///
+    /// With a data directory, it is locked and replayed first. The error
+    /// says what failed, for the one line the binary prints before exiting.
+    pub fn bind(config: Config) -> Result<Server, String> {
+        let (api, epoch, replayed) = durable::open_store(&config)?;
+        let listen = |e: io::Error| format!("cannot listen on {}: {e}", config.listen);
+        Self::listen(config.clone(), api, epoch, replayed).map_err(listen)
+    }
+
+    fn listen(
+        config: Config,
+        api: Api,
+        epoch: Millis,
+        replayed: Option<crate::journal::Replayed>,
+    ) -> io::Result<Server> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
         // mio listens with the standard library's backlog of 128; calling
@@ -157,13 +186,7 @@ impl Server {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        // Ids grow across restarts: the counter starts at the Unix time in
-        // microseconds (SPEC.md), later than any id a previous run gave.
-        let first_id = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
-        let store = Store::starting_at(config.event_ttl, config.max_memory, first_id);
-        Ok(Server {
+        let mut server = Server {
             poll,
             listener,
             local_addr,
@@ -171,14 +194,18 @@ impl Server {
             // Grown as connections come, never reserved for the limit: a
             // host with a huge fd limit must not pay for it up front.
             conns: Slab::new(),
-            wheel: TimerWheel::new(0),
-            api: Api::new(store, config.poll_timeout),
+            wheel: TimerWheel::new(epoch),
+            api,
             timeouts: Timeouts {
                 request: config.header_timeout,
                 idle: config.idle_timeout,
             },
             config,
             start: Instant::now(),
+            epoch,
+            replayed,
+            held: Vec::new(),
+            retire: None,
             meter: Meter::default(),
             read_scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             write_scratch: Vec::with_capacity(crate::render::WINDOW),
@@ -188,14 +215,16 @@ impl Server {
             revisit: Vec::new(),
             fired: Vec::new(),
             sweep: None,
-            clock: 0,
+            clock: epoch,
             accepting: Accepting::Open,
             fd_freed: false,
             draining: false,
             drained: false,
             date: HttpDate::default(),
             warned: warn::Warnings::default(),
-        })
+        };
+        server.resume();
+        Ok(server)
     }
 
     /// The address the listener is bound to (with the real port if the
@@ -228,9 +257,11 @@ impl Server {
             }
             self.fire_timers();
             self.visit_again();
+            self.commit_turn();
             self.accept_if_freed();
             if self.draining && (self.conns.is_empty() || self.drained) {
                 self.finish_drain();
+                self.close_journal();
                 info!("shut down");
                 return Ok(());
             }
@@ -240,7 +271,7 @@ impl Server {
     /// How long `poll` may sleep: until the next timer, or not at all if
     /// connections are waiting for their turn.
     fn sleep_time(&self) -> Option<Duration> {
-        if !self.revisit.is_empty() {
+        if !self.revisit.is_empty() || !self.held.is_empty() {
             return Some(Duration::ZERO);
         }
         let next = self.wheel.next_deadline()?;
@@ -280,7 +311,7 @@ impl Server {
     /// The clock, read now, for what must not be stale by a turn: no
     /// expired event may ever be handed out.
     fn exact_now(&self) -> Millis {
-        floor_millis(self.start.elapsed())
+        self.epoch + floor_millis(self.start.elapsed())
     }
 
     /// Reads the clock for this turn.
@@ -292,7 +323,7 @@ impl Server {
     /// The deadline `ms` from now, rounded up: never earlier than asked.
     /// (Rounding down here would let a timer fire up to 1 ms early.)
     fn deadline_in(&self, ms: Millis) -> Millis {
-        ceil_millis(self.start.elapsed()).saturating_add(ms)
+        (self.epoch + ceil_millis(self.start.elapsed())).saturating_add(ms)
     }
 }
 

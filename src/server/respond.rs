@@ -51,6 +51,11 @@ impl Server {
         response: &Response,
         reply: ReplyStyle,
     ) -> bool {
+        // The log first: no answer leaves before what it promises.
+        if !self.may_write(token) {
+            self.respond_held(token, response, reply);
+            return true;
+        }
         self.api.metrics.request(response.endpoint, response.status);
         if let Some(lease) = response.lease {
             self.wheel
