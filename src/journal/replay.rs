@@ -188,7 +188,8 @@ fn apply(store: &mut Store, record: &Record<'_>) {
 fn ids_in(record: &Record<'_>) -> u64 {
     match *record {
         Record::Push { id, .. } => id,
-        Record::Take { batch, .. } => batch,
+        // A batch's end is the next event id at the time it was handed out.
+        Record::Take { batch, end, .. } => batch.max(end.saturating_sub(1)),
         _ => 0,
     }
 }
