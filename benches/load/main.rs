@@ -39,11 +39,15 @@
 //! - `wire.rs`: requests as bytes, minimal response parsing.
 //! - `scenarios.rs`: push rate, parked capacity, fan-out, one group,
 //!   ping-pong, churn, lease churn.
+//! - `durable.rs`: push rate and fan-out with `--data-dir` in each fsync
+//!   mode beside memory only, and the replay time
+//!   (`EVENT_SYNCER_BENCH_DURABLE=0` skips it).
 //! - `report.rs`: the table, JSON and SVG.
 //! - `sys.rs`: fd limit and `/proc` readings.
 
 mod baseline;
 mod driver;
+mod durable;
 mod report;
 mod scenarios;
 mod sys;
@@ -180,16 +184,19 @@ fn run() -> Result<bool, String> {
 
     // Start event-syncer first: its fd limit caps the parked count.
     let mut server = None;
+    let mut binary = None;
     if o.run_server {
         server = Some(match &o.url {
             Some(url) => Target::external(url, o.pid)?,
             None => {
-                let binary = server_binary()?;
-                Target::spawn(
+                let path = server_binary()?;
+                let target = Target::spawn(
                     "event-syncer",
-                    &binary,
+                    &path,
                     &["--listen", "127.0.0.1:0", "--log-level", "info"],
-                )?
+                )?;
+                binary = Some(path);
+                target
             }
         });
     }
@@ -248,6 +255,13 @@ fn run() -> Result<bool, String> {
         baseline_outcome = Some(scenarios::run(&mut baseline, &config, true));
     }
 
+    let durable = match &binary {
+        Some(binary) if env("EVENT_SYNCER_BENCH_DURABLE").is_none_or(|v| v != "0") => {
+            Some(durable::run(binary, &config, parked.min(2_000), &out_dir)?)
+        }
+        _ => None,
+    };
+
     let table = report::table(server_outcome.as_ref(), baseline_outcome.as_ref());
     println!();
     println!("{hardware}");
@@ -262,6 +276,10 @@ fn run() -> Result<bool, String> {
     );
     println!();
     print!("{table}");
+    if let Some(durable) = &durable {
+        println!();
+        print!("{}", durable::table(durable));
+    }
 
     let context = serde_json::json!({
         "hardware": hardware,
@@ -278,7 +296,10 @@ fn run() -> Result<bool, String> {
         "lease_churn_events": config.churn_events,
         "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     });
-    let json = report::json(context, server_outcome.as_ref(), baseline_outcome.as_ref());
+    let mut json = report::json(context, server_outcome.as_ref(), baseline_outcome.as_ref());
+    if let Some(durable) = &durable {
+        json["durability"] = durable::json(durable);
+    }
     let json_path = out_dir.join("results.json");
     let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
     std::fs::write(&json_path, text + "\n").map_err(|e| format!("{}: {e}", json_path.display()))?;
@@ -293,6 +314,11 @@ fn run() -> Result<bool, String> {
     let failures: Vec<&String> = [&server_outcome, &baseline_outcome]
         .into_iter()
         .flatten()
+        .chain(
+            durable
+                .iter()
+                .flat_map(|d| d.rows.iter().map(|r| &r.outcome)),
+        )
         .flat_map(|o: &Outcome| &o.failures)
         .collect();
     if failures.is_empty() {

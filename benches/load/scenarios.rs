@@ -105,6 +105,37 @@ pub fn run(target: &mut Target, config: &Config, baseline: bool) -> Outcome {
     bench.outcome
 }
 
+/// The scenarios a data directory changes: fan-out (after parked
+/// capacity, which it needs) and push rate.
+pub fn run_durable(target: &mut Target, config: &Config) -> Outcome {
+    let mut bench = Bench {
+        target,
+        config,
+        baseline: false,
+        outcome: Outcome::default(),
+        notes: Vec::new(),
+    };
+    let fail = |bench: &mut Bench, what: &str, r: Result<(), String>| {
+        if let Err(why) = r {
+            let why = format!("{}: {what}: {why}", bench.target.name);
+            eprintln!("FAILED {why}");
+            bench.outcome.failures.push(why);
+        }
+    };
+    match bench.parked_capacity() {
+        Ok(Some(mut held)) => {
+            let r = bench.fan_out(&mut held);
+            fail(&mut bench, "fan-out", r);
+            held.driver.close_all(true);
+        }
+        Ok(None) => {}
+        Err(why) => fail(&mut bench, "parked capacity", Err(why)),
+    }
+    let r = bench.push_rate();
+    fail(&mut bench, "push rate", r);
+    bench.outcome
+}
+
 /// Connections left open by parked capacity for fan-out and one group.
 struct Held {
     driver: Driver,
