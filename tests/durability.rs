@@ -173,6 +173,36 @@ fn a_record_is_in_the_log_before_its_answer_is() {
 }
 
 #[test]
+fn with_fsync_always_woken_consumers_are_still_answered_before_the_pusher() {
+    let dir = DataDir::new("always-order");
+    let server = start(&dir, &["--fsync", "always"]);
+    let agent = common::agent();
+    for round in 0..20 {
+        let mut parked: Vec<Raw> = (0..3)
+            .map(|g| {
+                let mut c = Raw::connect(&server);
+                c.send(&get_req(&bget_path("k", &format!("r{round}-{g}"), None)));
+                c
+            })
+            .collect();
+        wait_parked(&server, 3);
+        push_id(&agent, &server, &round.to_string());
+        for c in &mut parked {
+            let answer = c.read_response_now();
+            assert!(
+                answer.is_some_and(|a| a.status == 200),
+                "round {round}: the pusher was answered first"
+            );
+        }
+        // The key's events stay live: consume them for the next round's
+        // new groups by taking from each of them now.
+        for g in 3..6 {
+            take(&server, "k", &format!("r{}-{}", round + 1, g - 3));
+        }
+    }
+}
+
+#[test]
 fn a_group_continues_from_its_cursor_after_a_crash() {
     let dir = DataDir::new("cursor");
     let server = start(&dir, &[]);

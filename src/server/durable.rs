@@ -112,9 +112,11 @@ impl Server {
             if self.held.is_empty() {
                 break;
             }
+            // In the order they were held: the consumers a push woke were
+            // held before the pusher, and are answered before it (SPEC.md).
             let mut held = std::mem::take(&mut self.held);
-            held.sort_unstable();
-            held.dedup();
+            let mut seen = std::collections::HashSet::with_capacity(held.len());
+            held.retain(|&token| seen.insert(token));
             for &token in &held {
                 if self.conns.contains(token) {
                     self.serve(token);
