@@ -246,7 +246,7 @@ impl Api {
                 // Gauges are read only when scraped, from the live state.
                 let mut text = self.metrics.render(&self.gauges(cx));
                 if let Some(journal) = &self.journal {
-                    crate::metrics::render_journal(&mut text, journal, self.replay_seconds);
+                    crate::journal::exposition::render(&mut text, journal, self.replay_seconds);
                 }
                 Ok(Outcome::Reply(Response::text(
                     endpoint,

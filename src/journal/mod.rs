@@ -12,8 +12,10 @@
 //! - `writer.rs`: this turn's records, one `write`, rotation, deletion;
 //! - `sync.rs`: `fdatasync`, timed, and the everysec helper thread;
 //! - `replay.rs`: the store rebuilt from the segments;
-//! - `lock.rs`: one server per directory.
+//! - `lock.rs`: one server per directory;
+//! - `exposition.rs`: its figures in `/metrics`.
 
+pub mod exposition;
 mod lock;
 pub mod record;
 mod replay;
@@ -25,7 +27,6 @@ use std::path::Path;
 
 pub use lock::DirLock;
 pub use replay::Replayed;
-pub use sync::BUCKETS;
 pub use writer::Journal;
 
 use crate::config::{Fsync, Millis};
