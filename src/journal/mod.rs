@@ -191,6 +191,35 @@ mod tests {
     }
 
     #[test]
+    fn damage_inside_an_older_file_skips_its_rest_and_the_next_file_is_read() {
+        let dir = temp_dir("damage");
+        let mut r = rig(&dir, 0);
+        let a = r.push(0);
+        r.push(10);
+        let c = r.push(200);
+        drop(r);
+        let older = segment::path(&dir, 0);
+        let mut bytes = std::fs::read(&older).expect("read");
+        let len = bytes.len();
+        bytes[len - 3] ^= 0x55;
+        std::fs::write(&older, &bytes).expect("write");
+        let mut store = Store::new(TTL, usize::MAX);
+        let (_journal, replayed) = open(&dir, TTL, Fsync::Never, &mut store, 300, 1).expect("open");
+        assert_eq!((replayed.applied, replayed.segments), (2, 2));
+        let ids: Vec<u64> = store
+            .take("k", "g", 300)
+            .map(|b| store.batch_events_from(&b, 0).map(|(id, _)| id).collect())
+            .unwrap_or_default();
+        assert_eq!(ids, [a, c]);
+        assert_eq!(
+            std::fs::metadata(&older).map(|m| m.len()).ok(),
+            Some(len as u64),
+            "not cut"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn a_replay_skips_what_expired_and_ids_go_on_above_the_disk() {
         let dir = temp_dir("skip");
         let mut r = rig(&dir, 0);

@@ -71,6 +71,9 @@ pub fn replay(
             std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let mut at = 0;
         let mut newest = start;
+        // The clock must not start behind a file's name either, or the next
+        // segment would sort before it.
+        done.newest = done.newest.max(start);
         while at < bytes.len() {
             let (record, len) = match decode(&bytes[at..]) {
                 Decoded::Complete(record, len) => (record, len),
