@@ -132,6 +132,15 @@ fn every_push_survives_a_sigkill_in_every_fsync_mode_and_ids_go_on_above() {
         let ids: Vec<u64> = (0..200)
             .map(|i| push_id(&agent, &server, &format!("{{\"n\":{i}}}")))
             .collect();
+        // Each mode syncs as it says: always at least once per answered
+        // push's turn (one push per turn here), everysec within about a
+        // second, never not at all.
+        let syncs = || metric(&server, "event_syncer_log_fsync_seconds_count").unwrap_or(0);
+        match mode {
+            "always" => assert!(syncs() >= 200, "always: {} syncs", syncs()),
+            "everysec" => assert!(poll_until(secs(3.0), || syncs() >= 1), "everysec: no sync"),
+            _ => assert_eq!(syncs(), 0, "never: the kernel decides"),
+        }
         crash(server);
         let server = start(&dir, &["--fsync", mode]);
         let line = server
