@@ -41,7 +41,8 @@
 //!   ping-pong, churn, lease churn.
 //! - `durable.rs`: push rate and fan-out with `--data-dir` in each fsync
 //!   mode beside memory only, and the replay time
-//!   (`EVENT_SYNCER_BENCH_DURABLE=0` skips it).
+//!   (`EVENT_SYNCER_BENCH_DURABLE=0` skips it,
+//!   `EVENT_SYNCER_BENCH_ONLY=durability` runs only it).
 //! - `report.rs`: the table, JSON and SVG.
 //! - `sys.rs`: fd limit and `/proc` readings.
 
@@ -74,6 +75,7 @@ struct Options {
     pipeline: usize,
     run_server: bool,
     run_baseline: bool,
+    run_durable: bool,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -111,8 +113,10 @@ fn options() -> Result<Options, String> {
             .transpose()?
             .unwrap_or(1)
             .max(1),
-        run_server: only.as_deref() != Some("baseline"),
-        run_baseline: only.as_deref() != Some("event-syncer"),
+        run_server: !matches!(only.as_deref(), Some("baseline" | "durability")),
+        run_baseline: !matches!(only.as_deref(), Some("event-syncer" | "durability")),
+        run_durable: only.as_deref() != Some("baseline")
+            && env("EVENT_SYNCER_BENCH_DURABLE").is_none_or(|v| v != "0"),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -183,21 +187,20 @@ fn run() -> Result<bool, String> {
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
 
     // Start event-syncer first: its fd limit caps the parked count.
+    let binary = match &o.url {
+        None if o.run_server || o.run_durable => Some(server_binary()?),
+        _ => None,
+    };
     let mut server = None;
-    let mut binary = None;
     if o.run_server {
-        server = Some(match &o.url {
-            Some(url) => Target::external(url, o.pid)?,
-            None => {
-                let path = server_binary()?;
-                let target = Target::spawn(
-                    "event-syncer",
-                    &path,
-                    &["--listen", "127.0.0.1:0", "--log-level", "info"],
-                )?;
-                binary = Some(path);
-                target
-            }
+        server = Some(match (&o.url, &binary) {
+            (Some(url), _) => Target::external(url, o.pid)?,
+            (None, Some(path)) => Target::spawn(
+                "event-syncer",
+                path,
+                &["--listen", "127.0.0.1:0", "--log-level", "info"],
+            )?,
+            (None, None) => return Err("no server binary".into()),
         });
     }
     let server_limit = server
@@ -256,7 +259,7 @@ fn run() -> Result<bool, String> {
     }
 
     let durable = match &binary {
-        Some(binary) if env("EVENT_SYNCER_BENCH_DURABLE").is_none_or(|v| v != "0") => {
+        Some(binary) if o.run_durable => {
             Some(durable::run(binary, &config, parked.min(2_000), &out_dir)?)
         }
         _ => None,

@@ -1,24 +1,22 @@
 //! The log's writing side: this turn's records, one `write` for them, the
 //! fsync policy, segment rotation and deletion.
 //!
-//! Records are encoded into one buffer as the API makes them. The loop
-//! calls [`Journal::commit`] before it writes any answer to a socket (and at
-//! the end of every turn), so a record is always in the page cache before
-//! the answer it backs leaves, in one `write(2)` for everything recorded
-//! since the last commit: a turn that serves one push pays one `write`, and
-//! a push fanned out to 10,000 consumers too. A turn serving many pushes on
-//! many connections pays one `write` per answer-writing connection; with
-//! `--fsync always` the loop holds every answer until the end of the turn
-//! instead (see `server/mod.rs`), so the whole turn pays one `write` and one
-//! `fdatasync` (group commit).
+//! Records are encoded into one buffer as the API makes them, and written
+//! by [`Journal::commit`] in one `write(2)` for everything recorded since
+//! the last commit. The loop decides when (`server/durable.rs`): always
+//! before the first answer that depends on them leaves, and otherwise as
+//! late as it can, so that one loop turn usually pays one `write` however
+//! many pushes it served, and a push fanned out to 10,000 consumers too.
 //!
-//! - `always`: [`Journal::commit`] `fdatasync`s on the loop thread;
-//!   [`Journal::holds_answers`] tells the loop to wait for it.
+//! - `always`: [`Journal::commit`] also `fdatasync`s, on the loop thread;
+//!   [`Journal::holds_answers`] tells the loop to hold every answer until
+//!   then (group commit: one sync per turn).
 //! - `everysec`: the helper thread of `sync.rs` syncs once a second.
 //! - `never`: the kernel writes back when it likes.
 //!
 //! A failed `write` (a full disk) is logged and counted; the server keeps
-//! serving from memory, as the records of that turn are lost to a restart.
+//! serving from memory, and the records of that commit are lost to a
+//! restart.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -124,6 +122,11 @@ impl Journal {
         if self.sync_each && self.fsync == Fsync::Always {
             self.commit(record.at());
         }
+    }
+
+    /// Whether records wait for [`Journal::commit`].
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Whether the loop must hold answers until [`Journal::commit`]: with

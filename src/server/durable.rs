@@ -8,18 +8,24 @@
 //!
 //! SPEC.md: every change is "appended to a log in DIR before its answer is
 //! written". Answers leave from two places, a connection's flush and the
-//! fan-out's send at once; both ask [`Server::may_write`] first, which
-//! commits the records made since the last commit in one `write` (a no-op
-//! when there are none). A push and the answers it fans out therefore cost
-//! one `write`, before the first of those answers.
+//! fan-out's send at once; both ask [`Server::may_write`] first.
 //!
-//! With `--fsync always` an answer must also wait for `fdatasync`. Syncing
-//! before each answer would make a busy turn pay once per answer, so
-//! instead the answers of the turn are held ([`Server::held`]: the fan-out
-//! queues instead of sending) and [`Server::commit_turn`], at the end of
-//! the turn, writes and syncs once, then flushes every held connection:
-//! group commit. A turn that serves one push pays one sync; a turn that
-//! serves a hundred pays one too.
+//! - A flush while records are unwritten is *held*: the connection goes on
+//!   the `held` list and [`Server::commit_turn`], at the end of the turn,
+//!   writes every record of the turn in one `write` and then serves the
+//!   held connections, in the order they were held. A turn that serves 50
+//!   pushes on 50 connections pays one `write`, not 50; an answer waits for
+//!   the rest of its turn, microseconds.
+//! - The fan-out commits at once instead (one `write` for the push and
+//!   every hand-out it made) and sends from the stack as without a data
+//!   directory: holding it would mean queueing 10,000 answers.
+//! - With `--fsync always` every answer is held while records are not yet
+//!   synced, the fan-out's too (it queues instead of sending), and the
+//!   commit at the end of the turn syncs once: group commit. A turn that
+//!   serves one push pays one sync; a turn that serves a hundred pays one.
+//!
+//! Held answers go out in the order they were held, so the consumers a push
+//! woke are still answered before the pusher (SPEC.md's push section).
 
 use std::time::SystemTime;
 
@@ -78,15 +84,19 @@ impl Server {
         self.schedule_retire();
     }
 
-    /// Whether an answer may be written to `token` now. Commits the records
-    /// made since the last commit first. With `--fsync always` and records
-    /// not yet synced, no: `token` is held for [`Server::commit_turn`].
-    pub(super) fn may_write(&mut self, token: usize) -> bool {
+    /// Whether an answer may be written to `token` now; if not, `token` is
+    /// held for [`Server::commit_turn`]. With `--fsync always`, not while
+    /// records are not synced. Otherwise a flush (`at_once` false) waits
+    /// while there are records to write, so that a turn that serves many
+    /// pushes writes them all in one `write`; an answer sent at once (a
+    /// fan-out) commits them now, one `write` for the push and every answer
+    /// it fans out.
+    pub(super) fn may_write(&mut self, token: usize, at_once: bool) -> bool {
         let now = self.now();
         let Some(journal) = &mut self.api.journal else {
             return true;
         };
-        if journal.holds_answers() {
+        if journal.holds_answers() || (!at_once && journal.has_pending()) {
             self.held.push(token);
             return false;
         }

@@ -52,7 +52,7 @@ impl Server {
         reply: ReplyStyle,
     ) -> bool {
         // The log first: no answer leaves before what it promises.
-        if !self.may_write(token) {
+        if !self.may_write(token, true) {
             self.respond_held(token, response, reply);
             return true;
         }
