@@ -117,7 +117,7 @@ pub fn table(d: &Durable) -> String {
         .first()
         .and_then(|r| r.outcome.figures.get("push.rps").copied());
     let mut out = String::from(
-        "| durability | push requests/s | vs memory only | push p50 | push p99 | fan-out last answer |\n|---|---|---|---|---|---|\n",
+        "| durability | push requests/s | vs memory only | server CPU per push | push p50 | push p99 | fan-out last answer |\n|---|---|---|---|---|---|---|\n",
     );
     for row in &d.rows {
         let f = &row.outcome.figures;
@@ -129,10 +129,16 @@ pub fn table(d: &Durable) -> String {
             (Some(r), Some(m)) if m > 0.0 => format!("{:.2}x", r / m),
             _ => "n/a".into(),
         };
+        // CPU per push is steadier than the rate on a shared machine.
+        let cpu = match (get("push.server_cpu_pct"), get("push.rps")) {
+            (Some(pct), Some(rps)) if rps > 0.0 => Some(pct / 100.0 * 1e6 / rps),
+            _ => None,
+        };
         out.push_str(&format!(
-            "| {} | {} | {ratio} | {} | {} | {} |\n",
+            "| {} | {} | {ratio} | {} | {} | {} | {} |\n",
             row.mode,
             cell(get("push.rps"), "/s", 0),
+            cell(cpu, "µs", 2),
             cell(get("push.p50_us"), "µs", 0),
             cell(get("push.p99_us"), "µs", 0),
             cell(get("fanout.max_ms"), "ms", 1),
