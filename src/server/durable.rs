@@ -97,7 +97,11 @@ impl Server {
             return true;
         };
         if journal.holds_answers() || (!at_once && journal.has_pending()) {
-            self.held.push(token);
+            if let Some(conn) = self.conns.get_mut(token)
+                && !std::mem::replace(&mut conn.held, true)
+            {
+                self.held.push(token);
+            }
             return false;
         }
         journal.commit(now);
@@ -108,6 +112,23 @@ impl Server {
     /// queued, and the connection flushed after the commit.
     pub(super) fn respond_held(&mut self, token: usize, response: &Response, reply: ReplyStyle) {
         self.respond(token, response, reply);
+    }
+
+    /// The end of a visit to a held connection: [`Server::commit_turn`]
+    /// serves and settles it later in this turn, so settling now would only
+    /// ask epoll for WRITABLE and arm a stall timer, to undo both at once.
+    /// Its batch bodies are pinned now all the same: the store may change
+    /// before the commit (SPEC.md: an answer is never missing an event).
+    /// Returns false if the connection is not held.
+    pub(super) fn pin_if_held(&mut self, token: usize) -> bool {
+        let Some(conn) = self.conns.get_mut(token) else {
+            return false;
+        };
+        if !conn.held {
+            return false;
+        }
+        conn.outbox.pin_bodies(&mut self.api.store);
+        true
     }
 
     /// The end of a turn: what is left of the turn's records is written
@@ -125,10 +146,9 @@ impl Server {
             // In the order they were held: the consumers a push woke were
             // held before the pusher, and are answered before it (SPEC.md).
             let mut held = std::mem::take(&mut self.held);
-            let mut seen = std::collections::HashSet::with_capacity(held.len());
-            held.retain(|&token| seen.insert(token));
             for &token in &held {
-                if self.conns.contains(token) {
+                if let Some(conn) = self.conns.get_mut(token) {
+                    conn.held = false;
                     self.serve(token);
                 }
             }

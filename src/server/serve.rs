@@ -82,6 +82,9 @@ impl Server {
         {
             self.api.release(park);
         }
+        if self.pin_if_held(token) {
+            return;
+        }
         self.settle(token);
     }
 
