@@ -66,9 +66,18 @@ pub fn run(binary: &Path, base: &Config, parked: usize, out_dir: &Path) -> Resul
         settle: base.settle,
         run_id: format!("{}-durable", base.run_id),
     };
+    // `EVENT_SYNCER_BENCH_MODES=everysec,never`: only those (by `--fsync`
+    // name, or `memory`), e.g. for a long run that replays a full TTL.
+    let only: Option<Vec<String>> = std::env::var("EVENT_SYNCER_BENCH_MODES")
+        .ok()
+        .map(|v| v.split(',').map(|m| m.trim().to_string()).collect());
     let mut rows = Vec::new();
     let mut replay = None;
     for (i, (mode, fsync, env)) in modes.into_iter().enumerate() {
+        let name = fsync.unwrap_or("memory");
+        if only.as_ref().is_some_and(|o| !o.iter().any(|m| m == name)) {
+            continue;
+        }
         let dir = out_dir.join(format!("data-{i}"));
         let _ = std::fs::remove_dir_all(&dir);
         let dir_arg = dir.to_string_lossy().into_owned();
