@@ -30,6 +30,8 @@
 //! - [`outbox`]: a connection's unwritten answers, written with `writev`.
 //! - [`memory`]: the count of bytes held for clients outside the store.
 //! - [`wheel`]: the hierarchical timer wheel behind every deadline. Pure.
+//! - `journal`: the data directory: the log of what changed the store,
+//!   its segments, fsync policy, replay on start, and the directory lock.
 //! - `metrics`: counters and the Prometheus exposition.
 //! - `access`: the access log's lines (`--access-log`), written once per
 //!   turn of the loop.
@@ -48,6 +50,7 @@ mod connection;
 mod guard;
 pub mod http;
 mod inbox;
+mod journal;
 pub mod memory;
 mod metrics;
 pub mod outbox;

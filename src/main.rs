@@ -49,8 +49,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let replay = server
+        .replay_summary()
+        .map_or(String::new(), |r| format!(" {r}"));
     info!(
-        "event-syncer listening on http://{} {} {}",
+        "event-syncer listening on http://{} {} {}{replay}",
         server.local_addr(),
         config.describe(),
         server.describe_guard()

@@ -356,7 +356,7 @@ impl Metrics {
     }
 }
 
-fn family(out: &mut String, name: &str, help: &str, kind: &str) {
+pub(crate) fn family(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP event_syncer_{name} {help}");
     let _ = writeln!(out, "# TYPE event_syncer_{name} {kind}");
 }

@@ -57,12 +57,17 @@
 //! - `wire.rs`: requests as bytes, minimal response parsing.
 //! - `scenarios.rs`: push rate, parked capacity, fan-out, one group,
 //!   ping-pong, churn, lease churn.
+//! - `durable.rs`: push rate and fan-out with `--data-dir` in each fsync
+//!   mode beside memory only, and the replay time
+//!   (`EVENT_SYNCER_BENCH_DURABLE=0` skips it,
+//!   `EVENT_SYNCER_BENCH_ONLY=durability` runs only it).
 //! - `report.rs`: the table, JSON and SVG.
 //! - `variants.rs`: access log on and off, HAProxy in front.
 //! - `sys.rs`: fd limit and `/proc` readings.
 
 mod baseline;
 mod driver;
+mod durable;
 mod report;
 mod scenarios;
 mod sys;
@@ -92,6 +97,7 @@ struct Options {
     pipeline: usize,
     run_server: bool,
     run_baseline: bool,
+    run_durable: bool,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -131,8 +137,10 @@ fn options() -> Result<Options, String> {
             .transpose()?
             .unwrap_or(1)
             .max(1),
-        run_server: only.as_deref() != Some("baseline"),
-        run_baseline: only.as_deref() != Some("event-syncer"),
+        run_server: !matches!(only.as_deref(), Some("baseline" | "durability")),
+        run_baseline: !matches!(only.as_deref(), Some("event-syncer" | "durability")),
+        run_durable: only.as_deref() != Some("baseline")
+            && env("EVENT_SYNCER_BENCH_DURABLE").is_none_or(|v| v != "0"),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -204,21 +212,20 @@ fn run() -> Result<bool, String> {
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
 
     // Start event-syncer first: its fd limit caps the parked count.
+    let binary = match &o.url {
+        None if o.run_server || o.run_durable => Some(server_binary()?),
+        _ => None,
+    };
     let mut server = None;
-    let mut binary = None;
     if o.run_server {
-        let mut target = match &o.url {
-            Some(url) => Target::external(url, o.pid)?,
-            None => {
-                let path = server_binary()?;
-                let target = Target::spawn(
-                    "event-syncer",
-                    &path,
-                    &["--listen", "127.0.0.1:0", "--log-level", "info"],
-                )?;
-                binary = Some(path);
-                target
-            }
+        let mut target = match (&o.url, &binary) {
+            (Some(url), _) => Target::external(url, o.pid)?,
+            (None, Some(path)) => Target::spawn(
+                "event-syncer",
+                path,
+                &["--listen", "127.0.0.1:0", "--log-level", "info"],
+            )?,
+            (None, None) => return Err("no server binary".into()),
         };
         if let Some(name) = &o.name {
             target.name = name.clone();
@@ -288,6 +295,13 @@ fn run() -> Result<bool, String> {
         _ => Vec::new(),
     };
 
+    let durable = match &binary {
+        Some(binary) if o.run_durable => {
+            Some(durable::run(binary, &config, parked.min(2_000), &out_dir)?)
+        }
+        _ => None,
+    };
+
     let table = report::table(&name, server_outcome.as_ref(), baseline_outcome.as_ref());
     println!();
     println!("{hardware}");
@@ -317,6 +331,10 @@ fn run() -> Result<bool, String> {
             println!("  - {finding}");
         }
     }
+    if let Some(durable) = &durable {
+        println!();
+        print!("{}", durable::table(durable));
+    }
 
     let context = serde_json::json!({
         "hardware": hardware,
@@ -335,6 +353,9 @@ fn run() -> Result<bool, String> {
         "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     });
     let mut json = report::json(context, server_outcome.as_ref(), baseline_outcome.as_ref());
+    if let Some(durable) = &durable {
+        json["durability"] = durable::json(durable);
+    }
     json["variants"] = variants::json(&variants);
     json["findings"] = serde_json::json!(findings);
     let suffix = if name == "event-syncer" {
@@ -368,6 +389,11 @@ fn run() -> Result<bool, String> {
         .into_iter()
         .flatten()
         .chain(variants.iter().map(|v| &v.outcome))
+        .chain(
+            durable
+                .iter()
+                .flat_map(|d| d.rows.iter().map(|r| &r.outcome)),
+        )
         .flat_map(|o: &Outcome| &o.failures)
         .collect();
     if failures.is_empty() {

@@ -45,8 +45,18 @@ pub struct Target {
 impl Target {
     /// Starts `program args...` and waits for its `listening on` line.
     pub fn spawn(name: &str, program: &Path, args: &[&str]) -> Result<Target, String> {
+        Target::spawn_with_env(name, program, args, &[])
+    }
+
+    /// As [`Target::spawn`], with extra environment variables for the child.
+    pub fn spawn_with_env(
+        name: &str,
+        program: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Target, String> {
         let mut command = command(program, args);
-        command.stderr(Stdio::piped());
+        command.envs(env.iter().copied()).stderr(Stdio::piped());
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
@@ -150,6 +160,14 @@ impl Target {
         match self.child.as_mut().map(Child::try_wait) {
             Some(Ok(Some(status))) => format!(" (it exited: {status})"),
             _ => String::new(),
+        }
+    }
+
+    /// Kills the child as a crash would (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 

@@ -19,6 +19,7 @@ mod queue;
 use crate::config::Millis;
 use crate::guard::{Refusal, Refused};
 use crate::http::Method;
+use crate::journal::Journal;
 use crate::metrics::{Endpoint, Gauges, Metrics, Rejection};
 use crate::render::BatchBody;
 use crate::store::{ConsumerId, Delivery, Leased, ParkKey, Store};
@@ -187,6 +188,11 @@ pub struct Api {
     pub metrics: Metrics,
     poll_timeout: Millis,
     deliveries: Vec<Delivery>,
+    /// The log of the data directory, if there is one: every change to
+    /// the store is recorded here as it is made (`queue.rs`).
+    pub journal: Option<Journal>,
+    /// How long the replay on start took, in seconds, for `/metrics`.
+    pub replay_seconds: f64,
 }
 
 impl Api {
@@ -197,6 +203,8 @@ impl Api {
             metrics: Metrics::default(),
             poll_timeout,
             deliveries: Vec::new(),
+            journal: None,
+            replay_seconds: 0.0,
         }
     }
 
@@ -240,7 +248,7 @@ impl Api {
         let result = match endpoint {
             Endpoint::Push => self.push(req, cx, wakes).map(Outcome::Reply),
             Endpoint::BlockingGet => self.blocking_get(req.query, consumer, cx.now),
-            Endpoint::Ack => self.ack(req.query).map(Outcome::Reply),
+            Endpoint::Ack => self.ack(req.query, cx.now).map(Outcome::Reply),
             Endpoint::Nack => self.nack(req.query, cx.now, wakes).map(Outcome::Reply),
             Endpoint::Extend => self.extend(req.query, cx.now).map(Outcome::Reply),
             Endpoint::Healthz => Ok(Outcome::Reply(Response::text(
@@ -250,7 +258,10 @@ impl Api {
             ))),
             Endpoint::Metrics => {
                 // Gauges are read only when scraped, from the live state.
-                let text = self.metrics.render(&self.gauges(cx));
+                let mut text = self.metrics.render(&self.gauges(cx));
+                if let Some(journal) = &self.journal {
+                    crate::journal::exposition::render(&mut text, journal, self.replay_seconds);
+                }
                 Ok(Outcome::Reply(Response::text(
                     endpoint,
                     "text/plain; version=0.0.4",

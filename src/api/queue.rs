@@ -7,6 +7,7 @@ use super::params;
 use super::{Api, Body, Outcome, Response, Wake};
 use crate::config::Millis;
 use crate::http::push_decimal;
+use crate::journal::record::Record;
 use crate::metrics::Endpoint;
 use crate::render::{BatchBody, Format};
 use crate::store::{Batch, ConsumerId, Delivery, LeaseTimer, PushError, Take};
@@ -67,6 +68,13 @@ impl Api {
             }
         };
         self.metrics.pushes += 1;
+        self.log(&Record::Push {
+            at: cx.now,
+            id,
+            key: &key,
+            json,
+        });
+        self.log_hand_outs();
         // Groups at the same cursor get the same batch, which is usually
         // every group: measure each distinct batch once.
         let mut last: Option<BatchBody> = None;
@@ -108,6 +116,7 @@ impl Api {
             envelope: params::envelope(query)?,
         };
         if let Some(batch) = self.store.take_with(&key, &group, now, take) {
+            self.log_hand_outs();
             return Ok(Outcome::Reply(self.batch_answer(batch, take)));
         }
         if wait == 0 {
@@ -117,10 +126,16 @@ impl Api {
         Ok(Outcome::Park { park, wait })
     }
 
-    pub(super) fn ack(&mut self, query: &str) -> Result<Response, &'static str> {
+    pub(super) fn ack(&mut self, query: &str, now: Millis) -> Result<Response, &'static str> {
         let (key, group, batch) = lease_params(query)?;
         Ok(match self.store.ack(&key, &group, batch) {
             Ok(n) => {
+                self.log(&Record::Ack {
+                    at: now,
+                    key: &key,
+                    group: &group,
+                    batch,
+                });
                 let mut body = br#"{"acked":"#.to_vec();
                 push_decimal(&mut body, n as u64);
                 body.push(b'}');
@@ -139,6 +154,13 @@ impl Api {
         let (key, group, batch) = lease_params(query)?;
         Ok(match self.store.nack(&key, &group, batch, now) {
             Ok(delivery) => {
+                self.log(&Record::Nack {
+                    at: now,
+                    key: &key,
+                    group: &group,
+                    batch,
+                });
+                self.log_hand_outs();
                 wakes.extend(delivery.map(|d| self.delivered(d)));
                 Response::json(Endpoint::Nack, 200, Body::Static(b"{}"))
             }
@@ -151,18 +173,61 @@ impl Api {
         let lease = params::lease(query, true)?;
         Ok(match self.store.extend(&key, &group, batch, lease, now) {
             // The lease's timer fires at the old deadline and finds the new.
-            Ok(_) => Response::json(Endpoint::Extend, 200, Body::Static(b"{}")),
+            Ok(_) => {
+                self.log(&Record::Extend {
+                    at: now,
+                    key: &key,
+                    group: &group,
+                    batch,
+                    lease,
+                });
+                Response::json(Endpoint::Extend, 200, Body::Static(b"{}"))
+            }
             Err(_) => Response::error(Endpoint::Extend, 409, NOT_LEASED),
         })
     }
 
     /// The timer of lease `id` fired at `now`.
     pub fn lease_timer(&mut self, id: u64, now: Millis) -> LeaseFired {
-        match self.store.lease_timer(id, now) {
+        let fired = self.store.lease_timer(id, now);
+        if let LeaseTimer::Due(_) = fired {
+            self.log(&Record::Due { at: now, batch: id });
+            self.log_hand_outs();
+        }
+        match fired {
             LeaseTimer::Gone | LeaseTimer::Due(None) => LeaseFired::Nothing,
             LeaseTimer::Rearm(at) => LeaseFired::Rearm(at),
             LeaseTimer::Due(Some(delivery)) => LeaseFired::Wake(self.delivered(delivery)),
         }
+    }
+
+    /// Records a change in the log, if there is one.
+    fn log(&mut self, record: &Record<'_>) {
+        if let Some(journal) = &mut self.journal {
+            journal.record(record);
+        }
+    }
+
+    /// Records the batches the last change handed out, after the change
+    /// itself (a push before the batches it woke), as replay needs them.
+    fn log_hand_outs(&mut self) {
+        let Api { store, journal, .. } = self;
+        let Some(journal) = journal else {
+            return;
+        };
+        store.drain_hand_outs(|h| {
+            journal.record(&Record::Take {
+                at: h.at,
+                key: h.key,
+                group: h.group,
+                first: h.first,
+                end: h.end,
+                len: h.len,
+                attempt: h.attempt,
+                lease: h.lease,
+                batch: h.batch,
+            })
+        });
     }
 
     /// The answer to a blocking-get that takes `batch`.

@@ -164,6 +164,9 @@ pub struct Connection {
     served: bool,
     /// The connection is on the loop's list of connections to visit.
     pub queued: bool,
+    /// On the loop's list of connections whose answers wait for the log's
+    /// commit at the end of the turn (`server/durable.rs`).
+    pub held: bool,
     /// Bytes the kernel still held unacknowledged for the client when the
     /// socket was last found full: the kernel's buffers hide a client's
     /// reads from us, this shows them.
@@ -186,6 +189,7 @@ impl Connection {
             active_since: now,
             served: false,
             queued: false,
+            held: false,
             kernel_queue: None,
         }
     }

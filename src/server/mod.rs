@@ -15,6 +15,8 @@
 //! - `respond.rs`: rendering an answer, and queueing or sending it;
 //! - `fanout.rs`: answering parked consumers in the turn of the push;
 //! - `timers.rs`: what each timer does when it fires;
+//! - `durable.rs`: the data directory: replay on start, the log committed
+//!   before the answers it backs, segments retired;
 //! - `shutdown.rs`: SIGINT/SIGTERM and the drain;
 //! - `access_log.rs`: feeding the access log and writing it once per turn;
 //! - `warn.rs`: warnings that a flood of clients cannot turn into a flood
@@ -32,6 +34,7 @@
 
 mod accept;
 mod access_log;
+mod durable;
 mod fanout;
 mod respond;
 mod serve;
@@ -56,7 +59,7 @@ use crate::config::{Config, Millis};
 use crate::connection::{Connection, Timeouts};
 use crate::guard::Guard;
 use crate::memory::Meter;
-use crate::store::{Pin, Store};
+use crate::store::Pin;
 use crate::wheel::{TimerKey, TimerWheel};
 
 const LISTENER: Token = Token(usize::MAX);
@@ -83,6 +86,8 @@ enum Timer {
     Sweep,
     /// Try `accept` again after running out of file descriptors.
     AcceptRetry,
+    /// Delete log segments that have become useless.
+    Retire,
     /// Shutdown has waited long enough.
     Drain,
 }
@@ -111,6 +116,16 @@ pub struct Server {
     config: Config,
     timeouts: Timeouts,
     start: Instant,
+    /// What the clock read at `start`: 0 without a data directory, the
+    /// Unix time in ms with one, so that times in the log mean the same
+    /// after a restart (`journal/record.rs`).
+    epoch: Millis,
+    /// What replay found on start, for the startup line.
+    replayed: Option<crate::journal::Replayed>,
+    /// Connections whose answers wait for this turn's `fdatasync`
+    /// (`--fsync always`): flushed by [`Server::commit_turn`].
+    held: Vec<usize>,
+    retire: Option<TimerKey>,
     /// Bytes held for clients outside the store: unwritten heads and small
     /// bodies, request bodies arriving. Counted against `--max-memory`.
     meter: Meter,
@@ -172,10 +187,22 @@ impl From<io::Error> for StartError {
 
 impl Server {
     /// Binds the listener and sets up the poll, the signal handlers and the
-    /// store, after reading the key files the settings name. Nothing is
-    /// accepted until [`Server::run`].
+    /// store, after reading the key files the settings name. With a data
+    /// directory, it is locked and replayed first. Nothing is accepted until
+    /// [`Server::run`].
     pub fn bind(config: Config) -> Result<Server, StartError> {
         let guard = Guard::from_config(&config).map_err(StartError::Settings)?;
+        let (api, epoch, replayed) = durable::open_store(&config).map_err(StartError::Settings)?;
+        Ok(Self::listen(config, api, epoch, replayed, guard)?)
+    }
+
+    fn listen(
+        config: Config,
+        api: Api,
+        epoch: Millis,
+        replayed: Option<crate::journal::Replayed>,
+        guard: Guard,
+    ) -> io::Result<Server> {
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
         // mio listens with the standard library's backlog of 128; calling
@@ -184,7 +211,7 @@ impl Server {
             use std::os::fd::AsRawFd;
             // SAFETY: the descriptor is a valid listening socket we own.
             if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
-                return Err(io::Error::last_os_error().into());
+                return Err(io::Error::last_os_error());
             }
         }
         let local_addr = listener.local_addr()?;
@@ -193,14 +220,8 @@ impl Server {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)?;
-        // Ids grow across restarts: the counter starts at the Unix time in
-        // microseconds (SPEC.md), later than any id a previous run gave.
-        let first_id = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
-        let store = Store::starting_at(config.event_ttl, config.max_memory, first_id);
         let access = config.access_log.then(Box::default);
-        Ok(Server {
+        let mut server = Server {
             poll,
             listener,
             local_addr,
@@ -208,14 +229,18 @@ impl Server {
             // Grown as connections come, never reserved for the limit: a
             // host with a huge fd limit must not pay for it up front.
             conns: Slab::new(),
-            wheel: TimerWheel::new(0),
-            api: Api::new(store, config.poll_timeout),
+            wheel: TimerWheel::new(epoch),
+            api,
             timeouts: Timeouts {
                 request: config.header_timeout,
                 idle: config.idle_timeout,
             },
             config,
             start: Instant::now(),
+            epoch,
+            replayed,
+            held: Vec::new(),
+            retire: None,
             meter: Meter::default(),
             read_scratch: vec![0; READ_CHUNK].into_boxed_slice(),
             write_scratch: Vec::with_capacity(crate::render::WINDOW),
@@ -225,7 +250,7 @@ impl Server {
             revisit: Vec::new(),
             fired: Vec::new(),
             sweep: None,
-            clock: 0,
+            clock: epoch,
             accepting: Accepting::Open,
             fd_freed: false,
             draining: false,
@@ -234,7 +259,9 @@ impl Server {
             warned: warn::Warnings::default(),
             guard,
             access,
-        })
+        };
+        server.resume();
+        Ok(server)
     }
 
     /// The settings of who may do what, as the guard read them, for the
@@ -273,10 +300,12 @@ impl Server {
             }
             self.fire_timers();
             self.visit_again();
+            self.commit_turn();
             self.accept_if_freed();
             self.write_access_log();
             if self.draining && (self.conns.is_empty() || self.drained) {
                 self.finish_drain();
+                self.close_journal();
                 info!("shut down");
                 return Ok(());
             }
@@ -286,7 +315,7 @@ impl Server {
     /// How long `poll` may sleep: until the next timer, or not at all if
     /// connections are waiting for their turn.
     fn sleep_time(&self) -> Option<Duration> {
-        if !self.revisit.is_empty() {
+        if !self.revisit.is_empty() || !self.held.is_empty() {
             return Some(Duration::ZERO);
         }
         let next = self.wheel.next_deadline()?;
@@ -326,7 +355,7 @@ impl Server {
     /// The clock, read now, for what must not be stale by a turn: no
     /// expired event may ever be handed out.
     fn exact_now(&self) -> Millis {
-        floor_millis(self.start.elapsed())
+        self.epoch + floor_millis(self.start.elapsed())
     }
 
     /// Reads the clock for this turn.
@@ -338,7 +367,7 @@ impl Server {
     /// The deadline `ms` from now, rounded up: never earlier than asked.
     /// (Rounding down here would let a timer fire up to 1 ms early.)
     fn deadline_in(&self, ms: Millis) -> Millis {
-        ceil_millis(self.start.elapsed()).saturating_add(ms)
+        (self.epoch + ceil_millis(self.start.elapsed())).saturating_add(ms)
     }
 }
 

@@ -56,6 +56,11 @@ impl Server {
         response: &Response,
         reply: ReplyStyle,
     ) -> bool {
+        // The log first: no answer leaves before what it promises.
+        if !self.may_write(token, true) {
+            self.respond_held(token, response, reply);
+            return true;
+        }
         self.api
             .metrics
             .request(response.endpoint, response.status, response.rejection);

@@ -83,6 +83,9 @@ impl Server {
         {
             self.api.release(park);
         }
+        if self.pin_if_held(token) {
+            return;
+        }
         self.settle(token);
     }
 
@@ -249,6 +252,15 @@ impl Server {
     /// Writes what the connection owes, as far as the socket takes it.
     /// Returns false if the connection was closed (the write failed).
     pub(super) fn flush(&mut self, token: usize) -> bool {
+        match self.conns.get(token) {
+            None => return false,
+            Some(conn) if conn.outbox.is_empty() => return true,
+            Some(_) => {}
+        }
+        // The log first: no answer leaves before what it promises.
+        if !self.may_write(token, false) {
+            return true;
+        }
         let now = self.now();
         let Server {
             conns,

@@ -49,6 +49,7 @@ impl Server {
                     LeaseFired::Wake(wake) => self.deliver(wake),
                 },
                 Timer::AcceptRetry => self.resume_accepting(true),
+                Timer::Retire => self.retire_segments(now),
                 Timer::Drain => self.drained = true,
             }
         }

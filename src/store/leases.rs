@@ -59,14 +59,14 @@ pub struct LeaseStats {
 
 /// One leased batch.
 #[derive(Debug)]
-struct Lease {
-    group: u32,
-    seqs: Range<u64>,
-    count: usize,
-    deadline: Millis,
-    attempt: u32,
+pub(super) struct Lease {
+    pub(super) group: u32,
+    pub(super) seqs: Range<u64>,
+    pub(super) count: usize,
+    pub(super) deadline: Millis,
+    pub(super) attempt: u32,
     /// Ran out or nacked, waiting to be handed out again.
-    due: bool,
+    pub(super) due: bool,
 }
 
 /// Leased events to hand out again: a range, the attempt they were last
@@ -74,19 +74,19 @@ struct Lease {
 /// part of the range has gone out again).
 #[derive(Clone, Debug)]
 pub(super) struct Due {
-    seqs: Range<u64>,
-    attempt: u32,
-    lease: Option<u64>,
+    pub(super) seqs: Range<u64>,
+    pub(super) attempt: u32,
+    pub(super) lease: Option<u64>,
 }
 
 /// A group's side of its leases.
 #[derive(Debug, Default)]
 pub(super) struct GroupLeases {
     /// Ids of its leases, running or run out.
-    ids: Vec<u64>,
+    pub(super) ids: Vec<u64>,
     /// Leased events to hand out again before any newer event, oldest
     /// first.
-    due: VecDeque<Due>,
+    pub(super) due: VecDeque<Due>,
 }
 
 impl GroupLeases {
@@ -97,16 +97,16 @@ impl GroupLeases {
 }
 
 /// A group's leases, made when it first leases.
-fn of(group: &mut super::Group) -> &mut GroupLeases {
+pub(super) fn of(group: &mut super::Group) -> &mut GroupLeases {
     group.leases.get_or_insert_with(Box::default)
 }
 
 /// Every lease of the store, by batch id.
 #[derive(Debug)]
 pub(super) struct Leases {
-    by_id: HashMap<u64, Lease>,
-    next_id: u64,
-    stats: LeaseStats,
+    pub(super) by_id: HashMap<u64, Lease>,
+    pub(super) next_id: u64,
+    pub(super) stats: LeaseStats,
 }
 
 impl Leases {
@@ -292,6 +292,15 @@ impl Store {
                 deadline,
             }
         });
+        self.note_hand_out(
+            group,
+            &seqs,
+            len,
+            attempt,
+            take.lease,
+            lease.map(|l| l.id),
+            now,
+        );
         Batch {
             key,
             seqs,
@@ -371,7 +380,7 @@ impl Store {
 
     /// Forgets lease `id`; a due range of it stays, but can no longer be
     /// acked under that id.
-    fn end_lease(&mut self, id: u64) -> Option<Lease> {
+    pub(super) fn end_lease(&mut self, id: u64) -> Option<Lease> {
         let lease = self.leases.by_id.remove(&id)?;
         let g = of(&mut self.groups[lease.group as usize]);
         g.ids.retain(|&l| l != id);
@@ -386,7 +395,7 @@ impl Store {
 
 /// The tick at which a lease of `lease` ms taken at `now` runs out. `now` is
 /// rounded down, so one tick more keeps it from running out early.
-fn lease_deadline(now: Millis, lease: Millis) -> Millis {
+pub(super) fn lease_deadline(now: Millis, lease: Millis) -> Millis {
     now.saturating_add(lease).saturating_add(1)
 }
 

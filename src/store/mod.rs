@@ -43,6 +43,7 @@ mod groups;
 mod leases;
 mod parking;
 mod reading;
+mod restore;
 mod retention;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -53,6 +54,7 @@ use slab::Slab;
 use crate::config::Millis;
 
 pub use leases::{LeaseStats, LeaseTimer, NotLeased};
+pub use restore::HandOut;
 
 /// Who is parked: the caller's handle for a waiting consumer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -223,6 +225,9 @@ pub struct Store {
     zombie_events: usize,
     zombie_bytes: usize,
     leases: leases::Leases,
+    /// Batches handed out since the caller last asked, kept only when a
+    /// log of changes is wanted ([`Store::record_hand_outs`]).
+    hand_outs: Option<Vec<restore::Noted>>,
 }
 
 impl Store {
@@ -251,6 +256,7 @@ impl Store {
             zombie_events: 0,
             zombie_bytes: 0,
             leases: leases::Leases::starting_at(first_id.max(1)),
+            hand_outs: None,
         }
     }
 
