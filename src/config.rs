@@ -232,8 +232,7 @@ impl Config {
     pub fn describe(&self) -> String {
         format!(
             "poll_timeout={} event_ttl={} max_body={} max_memory={} max_connections={} \
-             header_timeout={} idle_timeout={} log_level={} access_log={} data_dir={} fsync={} \
-             jwt={} metrics_token={} cors_origins={}",
+             header_timeout={} idle_timeout={} log_level={} access_log={} data_dir={} fsync={}",
             seconds(self.poll_timeout),
             seconds(self.event_ttl),
             self.max_body,
@@ -247,21 +246,6 @@ impl Config {
                 .as_ref()
                 .map_or("none".to_string(), |d| d.display().to_string()),
             self.fsync.as_str(),
-            match (&self.jwt_secret_file, &self.jwt_public_key_file) {
-                (Some(_), _) => "hs256",
-                (_, Some(_)) => "public-key",
-                _ => "off",
-            },
-            if self.metrics_token_file.is_some() {
-                "on"
-            } else {
-                "off"
-            },
-            if self.cors_origins.is_empty() {
-                "none".to_string()
-            } else {
-                self.cors_origins.join(",")
-            },
         )
     }
 }

@@ -30,9 +30,14 @@ pub const NO_MEMORY: HttpError = HttpError::new(
 #[derive(Debug)]
 pub enum Framed<'a> {
     /// Not all of it is here yet.
-    Partial {
-        /// The head is complete and asks for `100 Continue` before the body.
-        expect_continue: bool,
+    Partial,
+    /// Its head has just become whole, and its body is still to come: the
+    /// caller may refuse it now, before reading a byte of the body, or
+    /// send `100 Continue` if the head asks for it. Returned once per
+    /// request; later looks say `Partial` until the body is whole.
+    Started {
+        /// Its head.
+        head: Head<'a>,
     },
     /// A whole request, to be handled and then consumed with
     /// [`Inbox::finish_request`].
@@ -77,8 +82,6 @@ enum SpillFraming {
 struct Receiving {
     progress: Progress,
     scanner: HeadScanner,
-    /// `100 Continue` was sent for the request being received.
-    continue_sent: bool,
 }
 
 /// A connection's received bytes.
@@ -186,9 +189,7 @@ impl Inbox {
         let window = &self.buf[self.start..];
         if matches!(rx.progress, Progress::Head) {
             let Some(head_len) = rx.scanner.scan(window)? else {
-                return Ok(Framed::Partial {
-                    expect_continue: false,
-                });
+                return Ok(Framed::Partial);
             };
             // One parse per request in the common case: a head whose body
             // is already here (or that has none) is answered from here.
@@ -199,13 +200,10 @@ impl Inbox {
                 Framing::Length(n) if head_len + n <= WINDOW => n,
                 Framing::Length(n) => {
                     rx.progress = spill(head_len, n, SpillFraming::Length(n), meter, memory_left)?;
-                    rx.continue_sent = head.expect_continue;
                     // The bytes of it already here are taken on the next
                     // look, which `fresh` asks the loop for.
                     self.fresh = true;
-                    return Ok(Framed::Partial {
-                        expect_continue: head.expect_continue,
-                    });
+                    return Ok(Framed::Started { head });
                 }
                 Framing::Chunked => {
                     let decoder = SpillFraming::Chunked {
@@ -213,19 +211,13 @@ impl Inbox {
                         done: false,
                     };
                     rx.progress = spill(head_len, 0, decoder, meter, memory_left)?;
-                    rx.continue_sent = head.expect_continue;
                     self.fresh = true;
-                    return Ok(Framed::Partial {
-                        expect_continue: head.expect_continue,
-                    });
+                    return Ok(Framed::Started { head });
                 }
             };
             rx.progress = Progress::InWindow { head_len, body_len };
             if window.len() < head_len + body_len {
-                rx.continue_sent = head.expect_continue;
-                return Ok(Framed::Partial {
-                    expect_continue: head.expect_continue,
-                });
+                return Ok(Framed::Started { head });
             }
             let body = &window[head_len..head_len + body_len];
             return Ok(Framed::Request { head, body });
@@ -238,12 +230,10 @@ impl Inbox {
             }
             Progress::Spilled { head_len, body } => (*head_len, body.is_complete()),
         };
-        let head = http::parse_scanned(&window[..head_len])?;
         if !complete {
-            let expect_continue = head.expect_continue && !rx.continue_sent;
-            rx.continue_sent |= expect_continue;
-            return Ok(Framed::Partial { expect_continue });
+            return Ok(Framed::Partial);
         }
+        let head = http::parse_scanned(&window[..head_len])?;
         let body = match &rx.progress {
             Progress::InWindow { head_len, body_len } => &window[*head_len..head_len + body_len],
             Progress::Spilled { body, .. } => &body.body[..],
@@ -275,7 +265,6 @@ impl Inbox {
             }
         }
         rx.scanner = HeadScanner::default();
-        rx.continue_sent = false;
         self.fresh = true;
     }
 
@@ -365,7 +354,8 @@ mod tests {
         let mut got = Vec::new();
         loop {
             match inbox.next_request(1 << 20, meter, usize::MAX).unwrap() {
-                Framed::Partial { .. } => return got,
+                Framed::Partial => return got,
+                Framed::Started { .. } => continue,
                 Framed::Request { head, body } => {
                     got.push((head.path.to_string(), body.to_vec()));
                     inbox.finish_request(meter);
@@ -450,18 +440,25 @@ mod tests {
     }
 
     #[test]
-    fn continue_is_asked_for_once() {
+    fn a_head_is_started_once() {
         let (mut inbox, meter) = (Inbox::default(), Meter::default());
         inbox.append(
             b"POST /push HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
         );
-        let ask = |inbox: &mut Inbox| match inbox.next_request(10, &meter, usize::MAX).unwrap() {
-            Framed::Partial { expect_continue } => expect_continue,
+        // Some(expect_continue) for a head just started, None for a partial.
+        let look = |inbox: &mut Inbox| match inbox.next_request(10, &meter, usize::MAX).unwrap() {
+            Framed::Partial => None,
+            Framed::Started { head } => Some(head.expect_continue),
             Framed::Request { .. } => panic!("the body is not here"),
         };
-        assert!(ask(&mut inbox));
-        assert!(!ask(&mut inbox));
+        assert_eq!(look(&mut inbox), Some(true));
+        assert_eq!(look(&mut inbox), None);
         inbox.append(b"12");
-        assert!(!ask(&mut inbox));
+        assert_eq!(look(&mut inbox), None);
+        inbox.append(b"3");
+        assert!(matches!(
+            inbox.next_request(10, &meter, usize::MAX).unwrap(),
+            Framed::Request { body: b"123", .. }
+        ));
     }
 }

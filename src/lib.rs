@@ -19,6 +19,9 @@
 //!   linear time within a 64 KiB window.
 //! - [`http`]: HTTP/1.1 on `httparse`, strictly by RFC 9112: the head
 //!   scanner and parser, the chunked decoder, queries, response heads.
+//! - `guard`: who may do what: the page's origin (CORS and the
+//!   cross-site rule), the token and what it allows, the `/metrics` secret;
+//!   asked as soon as a head is whole, before its body is read.
 //! - `api`: the endpoints. With [`render`], the only code that knows JSON.
 //! - [`store`]: keys, events, consumer groups, parked consumers, leases and
 //!   pins. Pure.
@@ -39,6 +42,7 @@
 mod api;
 pub mod config;
 mod connection;
+mod guard;
 pub mod http;
 mod inbox;
 pub mod memory;
@@ -48,3 +52,5 @@ pub mod render;
 pub mod server;
 pub mod store;
 pub mod wheel;
+
+pub use guard::mint::mint_token;

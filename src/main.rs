@@ -4,13 +4,25 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use event_syncer::config::{Cli, Config};
-use event_syncer::server::Server;
+use event_syncer::config::{Cli, Command, Config};
+use event_syncer::server::{Server, StartError};
 use log::{error, info};
 
 fn main() -> ExitCode {
     // clap prints the error naming the setting and exits with code 2.
     let cli = Cli::parse();
+    if let Some(Command::Token(args)) = &cli.command {
+        return match event_syncer::mint_token(args) {
+            Ok(token) => {
+                println!("{token}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("event-syncer token: {message}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if let Err(e) = simple_logger::SimpleLogger::new()
         .with_level(cli.log_level)
         .init()
@@ -28,15 +40,20 @@ fn main() -> ExitCode {
     };
     let server = match Server::bind(config.clone()) {
         Ok(server) => server,
-        Err(e) => {
+        Err(StartError::Settings(message)) => {
+            eprintln!("event-syncer: {message}");
+            return ExitCode::from(2);
+        }
+        Err(StartError::Io(e)) => {
             error!("cannot listen on {}: {e}", config.listen);
             return ExitCode::from(2);
         }
     };
     info!(
-        "event-syncer listening on http://{} {}",
+        "event-syncer listening on http://{} {} {}",
         server.local_addr(),
-        config.describe()
+        config.describe(),
+        server.describe_guard()
     );
     match server.run() {
         Ok(()) => ExitCode::SUCCESS,

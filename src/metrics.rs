@@ -72,6 +72,12 @@ pub enum Rejection {
     Timeout,
     /// 409: the batch is not leased to that group.
     NotLeased,
+    /// 401: no token, or one that does not verify.
+    Unauthorized,
+    /// 403: a token that does not allow the request.
+    Forbidden,
+    /// 403: a page from an origin not on `--cors-origin`.
+    Origin,
     /// 413: body over `--max-body`.
     BodyTooLarge,
     /// 431: head over 8 KiB.
@@ -87,12 +93,15 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    const ALL: [Rejection; 11] = [
+    const ALL: [Rejection; 14] = [
         Rejection::BadRequest,
         Rejection::NotFound,
         Rejection::MethodNotAllowed,
         Rejection::Timeout,
         Rejection::NotLeased,
+        Rejection::Unauthorized,
+        Rejection::Forbidden,
+        Rejection::Origin,
         Rejection::BodyTooLarge,
         Rejection::HeadTooLarge,
         Rejection::NotImplemented,
@@ -108,6 +117,9 @@ impl Rejection {
             Rejection::MethodNotAllowed => "method_not_allowed",
             Rejection::Timeout => "timeout",
             Rejection::NotLeased => "not_leased",
+            Rejection::Unauthorized => "unauthorized",
+            Rejection::Forbidden => "forbidden",
+            Rejection::Origin => "origin",
             Rejection::BodyTooLarge => "body_too_large",
             Rejection::HeadTooLarge => "head_too_large",
             Rejection::NotImplemented => "not_implemented",
@@ -122,6 +134,8 @@ impl Rejection {
         Some(match status {
             0..=399 => return None,
             400 => Rejection::BadRequest,
+            401 => Rejection::Unauthorized,
+            403 => Rejection::Forbidden,
             404 => Rejection::NotFound,
             405 => Rejection::MethodNotAllowed,
             408 => Rejection::Timeout,
@@ -137,8 +151,8 @@ impl Rejection {
 }
 
 /// The statuses the server answers with; requests are counted per status.
-const STATUSES: [u16; 13] = [
-    200, 204, 400, 404, 405, 408, 413, 431, 500, 501, 503, 505, 409,
+const STATUSES: [u16; 15] = [
+    200, 204, 400, 404, 405, 408, 413, 431, 500, 501, 503, 505, 409, 401, 403,
 ];
 
 /// Values read from the live state at scrape time.
@@ -187,8 +201,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Counts one answered request.
-    pub fn request(&mut self, endpoint: Endpoint, status: u16) {
+    /// Counts one answered request; a 4xx or 5xx is counted under
+    /// `reason`, or under what its status stands for.
+    pub fn request(&mut self, endpoint: Endpoint, status: u16, reason: Option<Rejection>) {
         let e = Endpoint::ALL
             .iter()
             .position(|&x| x == endpoint)
@@ -198,7 +213,7 @@ impl Metrics {
             .position(|&x| x == status)
             .unwrap_or(STATUSES.len());
         self.requests[e][s] += 1;
-        if let Some(r) = Rejection::for_status(status) {
+        if let Some(r) = reason.or_else(|| Rejection::for_status(status)) {
             self.rejected[r as usize] += 1;
         }
     }
@@ -353,8 +368,8 @@ mod tests {
     #[test]
     fn every_family_has_help_and_type_and_counts_move() {
         let mut m = Metrics::default();
-        m.request(Endpoint::Push, 200);
-        m.request(Endpoint::Push, 413);
+        m.request(Endpoint::Push, 200, None);
+        m.request(Endpoint::Push, 413, None);
         m.pushes += 1;
         let text = m.render(&Gauges {
             connections_open: 3,

@@ -13,12 +13,13 @@
 //! - `queue.rs`: push, blocking-get, ack, nack, extend, lease timers;
 //! - `params.rs`: what a query parameter or a body may be.
 
-mod params;
+pub(crate) mod params;
 mod queue;
 
 use crate::config::Millis;
+use crate::guard::{Refusal, Refused};
 use crate::http::Method;
-use crate::metrics::{Endpoint, Gauges, Metrics};
+use crate::metrics::{Endpoint, Gauges, Metrics, Rejection};
 use crate::render::BatchBody;
 use crate::store::{ConsumerId, Delivery, Leased, ParkKey, Store};
 
@@ -77,6 +78,9 @@ pub struct Response {
     /// The lease a batch goes out under: the loop writes `Batch-Id` and
     /// `Batch-Attempt` and arms a timer at its deadline.
     pub lease: Option<Leased>,
+    /// Why it refuses, for the metrics, where the status alone does not say
+    /// (two kinds of `403`).
+    pub rejection: Option<Rejection>,
 }
 
 const JSON: &str = "application/json";
@@ -92,6 +96,26 @@ impl Response {
             body,
             endpoint,
             lease: None,
+            rejection: None,
+        }
+    }
+
+    /// The answer to a request the guard refused.
+    pub fn refused(endpoint: Endpoint, refused: &Refused) -> Response {
+        match refused.why {
+            Refusal::Unauthorized(message) => Response {
+                extra: &[("WWW-Authenticate", "Bearer")],
+                ..Response::error(endpoint, 401, message)
+            },
+            Refusal::Forbidden(message) => Response::error(endpoint, 403, message),
+            Refusal::Origin => Response {
+                rejection: Some(Rejection::Origin),
+                ..Response::error(
+                    endpoint,
+                    403,
+                    "this page's origin may not call the server (see --cors-origin)",
+                )
+            },
         }
     }
 
@@ -185,17 +209,7 @@ impl Api {
         cx: &Context,
         wakes: &mut Vec<Wake>,
     ) -> Outcome {
-        let endpoint = match req.path {
-            "/push" => Endpoint::Push,
-            "/blocking-get" => Endpoint::BlockingGet,
-            "/ack" => Endpoint::Ack,
-            "/nack" => Endpoint::Nack,
-            "/extend" => Endpoint::Extend,
-            "/healthz" => Endpoint::Healthz,
-            "/metrics" => Endpoint::Metrics,
-            "*" => Endpoint::Server,
-            _ => Endpoint::Other,
-        };
+        let endpoint = route(req.path);
         let Some(allow) = allowed(endpoint) else {
             return Outcome::Reply(Response::error(endpoint, 404, "no such path"));
         };
@@ -280,6 +294,21 @@ impl Api {
     pub fn sweep(&mut self, now: Millis) -> Option<Millis> {
         self.metrics.events_expired += self.store.expire(now) as u64;
         self.store.next_expiry()
+    }
+}
+
+/// The endpoint a path names.
+pub fn route(path: &str) -> Endpoint {
+    match path {
+        "/push" => Endpoint::Push,
+        "/blocking-get" => Endpoint::BlockingGet,
+        "/ack" => Endpoint::Ack,
+        "/nack" => Endpoint::Nack,
+        "/extend" => Endpoint::Extend,
+        "/healthz" => Endpoint::Healthz,
+        "/metrics" => Endpoint::Metrics,
+        "*" => Endpoint::Server,
+        _ => Endpoint::Other,
     }
 }
 

@@ -33,6 +33,7 @@ use mio::Interest;
 use mio::net::TcpStream;
 
 use crate::config::Millis;
+use crate::guard::cors::CorsReply;
 use crate::inbox::Inbox;
 use crate::outbox::Outbox;
 use crate::store::ParkKey;
@@ -90,6 +91,8 @@ pub struct ReplyStyle {
     /// The request was `HEAD`: the answer has a head and no body (RFC 9110
     /// section 9.3.2), or the client would read the body as the next answer.
     pub head_only: bool,
+    /// The CORS headers its answer carries.
+    pub cors: CorsReply,
 }
 
 impl ReplyStyle {
@@ -98,6 +101,7 @@ impl ReplyStyle {
         keep_alive: false,
         minor_version: 1,
         head_only: false,
+        cors: CorsReply::None,
     };
 }
 

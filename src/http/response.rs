@@ -8,13 +8,16 @@
 /// Digits in `u64::MAX`: the longest decimal we ever write.
 const MAX_DIGITS: usize = u64::MAX.ilog10() as usize + 1;
 
-/// The standard reason phrase for the statuses the server uses (100, 200, 400, 404, 405, 408, 413, 431, 500, 501, 503, 505), "Unknown" otherwise.
+/// The standard reason phrase for the statuses the server uses, "Unknown"
+/// otherwise.
 pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         200 => "OK",
         204 => "No Content",
         400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
@@ -220,6 +223,8 @@ mod tests {
             (200, "OK"),
             (204, "No Content"),
             (400, "Bad Request"),
+            (401, "Unauthorized"),
+            (403, "Forbidden"),
             (404, "Not Found"),
             (405, "Method Not Allowed"),
             (408, "Request Timeout"),

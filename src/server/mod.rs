@@ -51,6 +51,7 @@ use slab::Slab;
 use crate::api::{Api, Wake};
 use crate::config::{Config, Millis};
 use crate::connection::{Connection, Timeouts};
+use crate::guard::Guard;
 use crate::memory::Meter;
 use crate::store::{Pin, Store};
 use crate::wheel::{TimerKey, TimerWheel};
@@ -134,12 +135,41 @@ pub struct Server {
     drained: bool,
     date: HttpDate,
     warned: warn::Warnings,
+    /// Who may do what: asked about every request as its head completes.
+    guard: Guard,
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A setting cannot be used (an unreadable or malformed key file, an
+    /// origin that is not one): the process exits with code 2.
+    Settings(String),
+    /// The listener, the poll or the signal handlers could not be set up.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Settings(message) => f.write_str(message),
+            StartError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<io::Error> for StartError {
+    fn from(e: io::Error) -> StartError {
+        StartError::Io(e)
+    }
 }
 
 impl Server {
     /// Binds the listener and sets up the poll, the signal handlers and the
-    /// store. Nothing is accepted until [`Server::run`].
-    pub fn bind(config: Config) -> io::Result<Server> {
+    /// store, after reading the key files the settings name. Nothing is
+    /// accepted until [`Server::run`].
+    pub fn bind(config: Config) -> Result<Server, StartError> {
+        let guard = Guard::from_config(&config).map_err(StartError::Settings)?;
         let poll = Poll::new()?;
         let mut listener = TcpListener::bind(config.listen)?;
         // mio listens with the standard library's backlog of 128; calling
@@ -148,7 +178,7 @@ impl Server {
             use std::os::fd::AsRawFd;
             // SAFETY: the descriptor is a valid listening socket we own.
             if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
-                return Err(io::Error::last_os_error());
+                return Err(io::Error::last_os_error().into());
             }
         }
         let local_addr = listener.local_addr()?;
@@ -195,7 +225,14 @@ impl Server {
             drained: false,
             date: HttpDate::default(),
             warned: warn::Warnings::default(),
+            guard,
         })
+    }
+
+    /// The settings of who may do what, as the guard read them, for the
+    /// startup line.
+    pub fn describe_guard(&self) -> String {
+        self.guard.describe()
     }
 
     /// The address the listener is bound to (with the real port if the
@@ -320,6 +357,11 @@ impl HttpDate {
 
     fn now(&self) -> &str {
         &self.text
+    }
+
+    /// The Unix time in seconds, as of this turn.
+    fn unix_seconds(&self) -> u64 {
+        self.second
     }
 }
 

@@ -8,6 +8,7 @@ use log::debug;
 use super::Server;
 use crate::api::{Body, Response};
 use crate::connection::ReplyStyle;
+use crate::guard::cors::{self, Cors, CorsReply};
 use crate::http;
 use crate::memory::Meter;
 use crate::outbox::Outbox;
@@ -17,7 +18,9 @@ impl Server {
     /// Queues `response` on the connection and moves it to its next state.
     /// It is written by the flush that follows.
     pub(super) fn respond(&mut self, token: usize, response: &Response, reply: ReplyStyle) {
-        self.api.metrics.request(response.endpoint, response.status);
+        self.api
+            .metrics
+            .request(response.endpoint, response.status, response.rejection);
         debug!(
             "#{token} {:?} answered {}",
             response.endpoint, response.status
@@ -38,7 +41,8 @@ impl Server {
         let now = self.now();
         let date = self.date.now();
         let conn = &mut self.conns[token];
-        queue_response(&mut conn.outbox, &self.meter, response, reply, date);
+        let cors = self.guard.cors();
+        queue_response(&mut conn.outbox, &self.meter, response, reply, date, cors);
         conn.answered(reply.keep_alive, now);
     }
 
@@ -51,7 +55,9 @@ impl Server {
         response: &Response,
         reply: ReplyStyle,
     ) -> bool {
-        self.api.metrics.request(response.endpoint, response.status);
+        self.api
+            .metrics
+            .request(response.endpoint, response.status, response.rejection);
         if let Some(lease) = response.lease {
             self.wheel
                 .insert(lease.deadline, super::Timer::Lease(lease.id));
@@ -65,11 +71,12 @@ impl Server {
             meter,
             date,
             released,
+            guard,
             ..
         } = self;
         let conn = &mut conns[token];
         head_scratch.clear();
-        let body = render_response(head_scratch, response, reply, date.now());
+        let body = render_response(head_scratch, response, reply, date.now(), guard.cors());
         let sent = conn.outbox.send(
             &mut conn.stream,
             &api.store,
@@ -93,10 +100,11 @@ fn queue_response(
     response: &Response,
     reply: ReplyStyle,
     date: &str,
+    cors: &Cors,
 ) {
     let mut body = None;
     outbox.push_bytes(meter, |out| {
-        body = render_response(out, response, reply, date)
+        body = render_response(out, response, reply, date, cors)
     });
     if let Some(body) = body {
         outbox.push_body(meter, body);
@@ -106,14 +114,16 @@ fn queue_response(
 /// Renders the head of `response` (and its body, unless that is a batch,
 /// which is returned to be written from the store). Every response carries
 /// `Date` and `Cache-Control: no-store` (a queue's answers must never be
-/// served from a cache).
+/// served from a cache); an answer to an allowed page origin carries the
+/// CORS fields.
 fn render_response(
     out: &mut Vec<u8>,
     response: &Response,
     reply: ReplyStyle,
     date: &str,
+    cors: &Cors,
 ) -> Option<BatchBody> {
-    let mut fields = [("", ""); 8];
+    let mut fields = [("", ""); 12];
     fields[0] = ("Date", date);
     fields[1] = ("Cache-Control", "no-store");
     let mut n = 2;
@@ -124,7 +134,33 @@ fn render_response(
         fields[3] = ("Batch-Attempt", decimal(u64::from(lease.attempt), attempt));
         n = 4;
     }
-    for &field in response.extra.iter().take(fields.len() - n) {
+    let (allowed, preflight) = match reply.cors {
+        CorsReply::None => (None, false),
+        CorsReply::Answer(a) => (Some(a), false),
+        CorsReply::Preflight(a) => (Some(a), true),
+    };
+    let cors_fields = allowed.map(|a| {
+        [
+            ("Access-Control-Allow-Origin", cors.allow_origin(a)),
+            ("Vary", "Origin"),
+        ]
+    });
+    let preflight_fields: &[(&str, &str)] = if preflight {
+        &[
+            ("Access-Control-Allow-Methods", cors::ALLOW_METHODS),
+            ("Access-Control-Allow-Headers", cors::ALLOW_HEADERS),
+            ("Access-Control-Max-Age", cors::MAX_AGE),
+        ]
+    } else if allowed.is_some() {
+        &[("Access-Control-Expose-Headers", cors::EXPOSE_HEADERS)]
+    } else {
+        &[]
+    };
+    let extra = response.extra.iter().copied();
+    let all = extra
+        .chain(cors_fields.into_iter().flatten())
+        .chain(preflight_fields.iter().copied());
+    for field in all.take(fields.len() - n) {
         fields[n] = field;
         n += 1;
     }

@@ -14,10 +14,11 @@ use mio::Token;
 use std::io;
 
 use super::Server;
-use crate::api::{Context, Outcome, Request, Response};
+use crate::api::{Context, Outcome, Request, Response, route};
 use crate::config::Millis;
 use crate::connection::{Fill, ReplyStyle, State};
-use crate::http::{self, HttpError};
+use crate::guard::Ask;
+use crate::http::{self, Head, HttpError};
 use crate::inbox::Framed;
 use crate::metrics::Endpoint;
 use crate::outbox::Flushed;
@@ -105,34 +106,77 @@ impl Server {
                         self.protocol_error(token, e);
                         break;
                     }
-                    Ok(Framed::Partial { expect_continue }) => {
-                        if expect_continue {
-                            conn.outbox
-                                .push_bytes(&self.meter, |b| b.extend_from_slice(http::CONTINUE));
-                        }
+                    Ok(Framed::Partial) => {
                         conn.inbox = inbox;
                         break;
                     }
+                    Ok(Framed::Started { head }) => {
+                        // Judged before a byte of the body is read: a refused
+                        // upload is not waited for, and `100 Continue` is
+                        // sent only to a request that will be served.
+                        match self.guard.check(&ask(&head), self.date.unix_seconds()) {
+                            Ok(_) => {
+                                if head.expect_continue {
+                                    conn.outbox.push_bytes(&self.meter, |b| {
+                                        b.extend_from_slice(http::CONTINUE)
+                                    });
+                                }
+                                conn.inbox = inbox;
+                            }
+                            Err(refused) => {
+                                // The body will not be read, so the stream
+                                // cannot go on: answer, then close.
+                                let reply = ReplyStyle {
+                                    minor_version: head.minor_version,
+                                    cors: refused.cors,
+                                    ..ReplyStyle::CLOSING
+                                };
+                                let response = Response::refused(route(head.path), &refused);
+                                inbox.discard(&self.meter);
+                                self.conns[token].inbox = inbox;
+                                self.warn_refused(token, &response);
+                                self.respond(token, &response, reply);
+                            }
+                        }
+                        break;
+                    }
                     Ok(Framed::Request { head, body }) => {
+                        let verdict = self.guard.check(&ask(&head), self.date.unix_seconds());
                         let reply = ReplyStyle {
                             keep_alive: head.keep_alive && !self.draining,
                             minor_version: head.minor_version,
                             head_only: head.method == http::Method::Head,
+                            cors: match verdict {
+                                Ok(cors) => cors,
+                                Err(refused) => refused.cors,
+                            },
                         };
-                        let request = Request {
-                            method: head.method,
-                            path: head.path,
-                            query: head.query,
-                            body,
+                        let outcome = match verdict {
+                            Err(refused) => {
+                                let response = Response::refused(route(head.path), &refused);
+                                self.warn_refused(token, &response);
+                                Outcome::Reply(response)
+                            }
+                            Ok(_) => {
+                                let request = Request {
+                                    method: head.method,
+                                    path: head.path,
+                                    query: head.query,
+                                    body,
+                                };
+                                let context = Context {
+                                    now: self.exact_now(),
+                                    connections_open: self.conns.len(),
+                                    held_elsewhere: self.meter.held(),
+                                };
+                                self.api.handle(
+                                    &request,
+                                    ConsumerId(token),
+                                    &context,
+                                    &mut self.wakes,
+                                )
+                            }
                         };
-                        let context = Context {
-                            now: self.exact_now(),
-                            connections_open: self.conns.len(),
-                            held_elsewhere: self.meter.held(),
-                        };
-                        let outcome =
-                            self.api
-                                .handle(&request, ConsumerId(token), &context, &mut self.wakes);
                         (outcome, reply)
                     }
                 };
@@ -161,6 +205,20 @@ impl Server {
         let deadline = self.deadline_in(wait);
         debug!("#{token} parked until {deadline} ms");
         self.conns[token].park(park, reply, deadline);
+    }
+
+    /// Says in the log, once in a while, that requests are being refused:
+    /// a client whose tokens start failing (expired, or signed with an old
+    /// key) is worth one line, a flood of them is not worth more.
+    fn warn_refused(&mut self, token: usize, response: &Response) {
+        let peer = self.conns[token].peer();
+        self.warn_limited(
+            "refused",
+            format_args!(
+                "#{token} {peer}: {:?} refused with {}",
+                response.endpoint, response.status
+            ),
+        );
     }
 
     /// A request that cannot be framed: answer it, then close, since the
@@ -296,5 +354,18 @@ impl Server {
     pub(super) fn memory_left(&self) -> usize {
         let held = self.api.store.live_bytes() + self.meter.held();
         self.config.max_memory.saturating_sub(held)
+    }
+}
+
+/// What the guard is asked about a request: its head, in the raw.
+fn ask<'a>(head: &Head<'a>) -> Ask<'a> {
+    Ask {
+        endpoint: route(head.path),
+        method: head.method,
+        query: head.query,
+        authorization: head.authorization(),
+        origin: head.origin(),
+        sec_fetch_site: head.sec_fetch_site(),
+        preflight: head.access_control_request_method().is_some(),
     }
 }
