@@ -41,7 +41,9 @@
 //!   ping-pong, churn, lease churn.
 //! - `report.rs`: the table, JSON and SVG.
 //! - `sys.rs`: fd limit and `/proc` readings.
+//! - `auth.rs`: push rate with HS256 and ES256 tokens against no auth.
 
+mod auth;
 mod baseline;
 mod driver;
 mod report;
@@ -241,6 +243,10 @@ fn run() -> Result<bool, String> {
         server_outcome = Some(scenarios::run(&mut server, &config, false));
         // Dropping kills the child before the baseline starts.
     }
+    // Push rate with tokens: servers of its own, so only with a local binary.
+    if let (Some(outcome), None) = (server_outcome.as_mut(), &o.url) {
+        auth::run(&server_binary()?, &config, outcome);
+    }
     let mut baseline_outcome = None;
     if o.run_baseline {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
@@ -262,6 +268,10 @@ fn run() -> Result<bool, String> {
     );
     println!();
     print!("{table}");
+    if let Some(outcome) = server_outcome.as_ref().filter(|_| o.url.is_none()) {
+        println!();
+        print!("{}", auth::table(outcome));
+    }
 
     let context = serde_json::json!({
         "hardware": hardware,
