@@ -145,8 +145,11 @@ fn render_response(
             ("Vary", "Origin"),
         ]
     });
+    // Every answer to an allowed origin says what the page may read, the
+    // preflight's too (SPEC.md: "every answer").
     let preflight_fields: &[(&str, &str)] = if preflight {
         &[
+            ("Access-Control-Expose-Headers", cors::EXPOSE_HEADERS),
             ("Access-Control-Allow-Methods", cors::ALLOW_METHODS),
             ("Access-Control-Allow-Headers", cors::ALLOW_HEADERS),
             ("Access-Control-Max-Age", cors::MAX_AGE),
