@@ -133,3 +133,71 @@ fn push_without_token_is_refused_before_its_body() {
     assert_eq!(resp.status, 401, "{resp:?}");
     assert_eq!(events_left(&server, "k", "g"), json!([]));
 }
+
+/// Two pushes written at once on one keep-alive connection, the first
+/// with a bad token and a body. However the server deals with the refused
+/// body (reading it past, or closing after the 401), it must never take
+/// that body for a request of its own, nor store it: the second push is
+/// either answered 200 or, after a 401 that says `Connection: close`, never
+/// read at all.
+#[test]
+fn a_refused_push_body_is_never_read_as_a_request() {
+    let server = hs256_server(&[]);
+    let good = root_token();
+    // A body that is itself a valid request: were it parsed as one, the
+    // event "smuggled" would be stored.
+    let smuggled = format!(
+        "POST /push?key=k&access_token={good} HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n\"smuggled\""
+    );
+    let mut bytes = push_head("k", smuggled.len(), false, Some("bad.token.here"));
+    bytes.extend_from_slice(smuggled.as_bytes());
+    bytes.extend_from_slice(&push_head("k", 6, false, Some(&good)));
+    bytes.extend_from_slice(b"\"real\"");
+    let mut c = Raw::connect(&server);
+    c.send(&bytes);
+    let first = c.read_response(secs(5.0));
+    assert_eq!(first.status, 401, "{first:?}");
+    let second = c.try_read_response(secs(3.0));
+    match &second {
+        Some(r) => assert_eq!(r.status, 200, "the second push: {r:?}"),
+        None => assert!(
+            first.closes(),
+            "no answer to the second push, and the 401 did not say close"
+        ),
+    }
+    let want = if second.is_some() {
+        json!(["real"])
+    } else {
+        json!([])
+    };
+    assert_eq!(events_left(&server, "k", "g"), want);
+}
+
+/// Each auth setting has its environment variable (SPEC's table).
+#[test]
+fn auth_settings_come_from_the_environment_too() {
+    let dir = TempDir::new();
+    let secret = dir.file("secret", SECRET);
+    let metrics = dir.file("metrics", METRICS_SECRET);
+    let pair = es256_pair();
+    let key = dir.file("key.pem", &pair.public_pem);
+    let var = |p: &std::path::Path| p.to_str().expect("utf-8").to_string();
+    let (secret, metrics, key) = (var(&secret), var(&metrics), var(&key));
+    let hs = Server::start_with_env(
+        &[],
+        &[
+            ("EVENT_SYNCER_JWT_SECRET_FILE", &secret),
+            ("EVENT_SYNCER_METRICS_TOKEN_FILE", &metrics),
+        ],
+    );
+    assert_401(&push_as(&hs, None, "k", "1"), "secret from the environment");
+    assert_eq!(push_as(&hs, Some(&root_token()), "k", "1").0, 200);
+    assert_401(&scrape(&hs, None), "metrics token from the environment");
+    let pk = Server::start_with_env(&[], &[("EVENT_SYNCER_JWT_PUBLIC_KEY_FILE", &key)]);
+    assert_401(
+        &push_as(&pk, Some(&root_token()), "k", "1"),
+        "public key from the environment",
+    );
+    let signed = pair.sign(&claims(&["k"], &[], None));
+    assert_eq!(push_as(&pk, Some(&signed), "k", "1").0, 200);
+}

@@ -334,6 +334,24 @@ fn star_repeated_flags_and_the_env_list() {
     }
 }
 
+/// A valid token does not open the server to an unlisted origin: a page
+/// holding one (it was given it, or stole it) is still refused.
+#[test]
+fn a_token_does_not_let_an_unlisted_origin_in() {
+    let server = hs256_server(&["--cors-origin", GOOD]);
+    let bearer = format!("Bearer {}", root_token());
+    let auth = [
+        ("Authorization", bearer.as_str()),
+        ("Sec-Fetch-Site", "cross-site"),
+    ];
+    assert_forbidden(
+        &push_from(&server, "http://evil.example", &auth, "1"),
+        "push",
+    );
+    assert_forbidden(&take_from(&server, "http://evil.example", &auth), "get");
+    assert_eq!(events_left(&server, "k", "g"), serde_json::json!([]));
+}
+
 /// Cross-site refusals are counted under their own reason, `origin`.
 #[test]
 fn origin_refusals_are_counted() {
