@@ -31,6 +31,8 @@
 //! - [`memory`]: the count of bytes held for clients outside the store.
 //! - [`wheel`]: the hierarchical timer wheel behind every deadline. Pure.
 //! - `metrics`: counters and the Prometheus exposition.
+//! - `access`: the access log's lines (`--access-log`), written once per
+//!   turn of the loop.
 //! - [`config`]: the settings, as flags and environment variables.
 //!
 //! The store and the wheel never read the clock and never touch a socket;
@@ -39,6 +41,7 @@
 
 #![deny(missing_docs)]
 
+mod access;
 mod api;
 pub mod config;
 mod connection;

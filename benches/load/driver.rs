@@ -68,13 +68,24 @@ pub struct Driver {
     established: usize,
     /// Connects started, ever: picks the next source address.
     opened: usize,
+    /// Loopback source addresses to spread connections over.
+    sources: usize,
 }
 
 /// Loopback source addresses connections are spread over. Linux looks for a
 /// free ephemeral port by scanning, even ports first; past ~14,000
 /// connections to one address the scan makes each connect take milliseconds.
-/// Four sources keep every scan short (and lift the ~28,000 port ceiling).
+/// Four sources keep every scan short (and lift the ~28,000 port ceiling);
+/// `EVENT_SYNCER_BENCH_SOURCES` asks for more (up to 254), for runs past
+/// 100,000 connections.
 const SOURCES: usize = 4;
+
+fn sources() -> usize {
+    std::env::var("EVENT_SYNCER_BENCH_SOURCES")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .map_or(SOURCES, |n| n.clamp(1, 254))
+}
 
 impl Driver {
     pub fn new(addr: SocketAddr) -> io::Result<Driver> {
@@ -86,6 +97,7 @@ impl Driver {
             scratch: vec![0; 64 * 1024],
             established: 0,
             opened: 0,
+            sources: sources(),
         })
     }
 
@@ -94,7 +106,7 @@ impl Driver {
     pub fn connect(&mut self) -> io::Result<usize> {
         let mut stream = match self.addr {
             SocketAddr::V4(server) if server.ip().is_loopback() => {
-                let source = Ipv4Addr::new(127, 0, 0, 1 + (self.opened % SOURCES) as u8);
+                let source = Ipv4Addr::new(127, 0, 0, 1 + (self.opened % self.sources) as u8);
                 connect_from(source, server)?
             }
             _ => TcpStream::connect(self.addr)?,

@@ -26,6 +26,24 @@
 //! - `EVENT_SYNCER_BENCH_ONLY=baseline|event-syncer` (or `--baseline-only`):
 //!   run one side.
 //! - `EVENT_SYNCER_BENCH_BIN=PATH`: the server binary to start.
+//! - `EVENT_SYNCER_BENCH_NAME=NAME` (or `--name NAME`): what the table and
+//!   the files call the server; for `--url`, by default its host and port.
+//!   Files are `results-NAME.json` and `latency-NAME.svg` for a named or
+//!   external server, so runs against other servers keep their own.
+//! - `EVENT_SYNCER_BENCH_VARIANTS=0`: skip the variants (below).
+//! - `EVENT_SYNCER_BENCH_SOURCES=N`: loopback source addresses the load
+//!   generator connects from, 127.0.0.1 to 127.0.0.N (default 4), each
+//!   with its own ~28,000 ephemeral ports.
+//!
+//! Against another server (`--url`), any 2xx answers a push (nchan answers
+//! `201`), and where its semantics differ from event-syncer's (no consumer
+//! groups, a bare event instead of an array) the run reports *findings* in
+//! a section of their own; they fail the run only for event-syncer itself.
+//!
+//! Unless `--url` is given, the run ends with *variants* on fresh
+//! processes (`variants.rs`): one instance direct with the access log off
+//! and on, and HAProxy with `deploy/haproxy/haproxy.cfg` in front of one
+//! and of two instances, each with fan-out and push rate, in one table.
 //!
 //! `-- --self-test` checks the response parser and the churn and lease-churn
 //! verdicts (a `harness = false` target has no test runner).
@@ -40,6 +58,7 @@
 //! - `scenarios.rs`: push rate, parked capacity, fan-out, one group,
 //!   ping-pong, churn, lease churn.
 //! - `report.rs`: the table, JSON and SVG.
+//! - `variants.rs`: access log on and off, HAProxy in front.
 //! - `sys.rs`: fd limit and `/proc` readings.
 //! - `auth.rs`: push rate with HS256 and ES256 tokens against no auth.
 
@@ -50,6 +69,7 @@ mod report;
 mod scenarios;
 mod sys;
 mod target;
+mod variants;
 mod wire;
 
 use std::path::{Path, PathBuf};
@@ -65,6 +85,8 @@ const FD_MARGIN: u64 = 100;
 
 struct Options {
     url: Option<String>,
+    name: Option<String>,
+    variants: bool,
     pid: Option<u32>,
     quick: bool,
     parked: Option<usize>,
@@ -82,6 +104,8 @@ fn options() -> Result<Options, String> {
     let only = env("EVENT_SYNCER_BENCH_ONLY");
     let mut o = Options {
         url: env("EVENT_SYNCER_BENCH_URL"),
+        name: env("EVENT_SYNCER_BENCH_NAME"),
+        variants: env("EVENT_SYNCER_BENCH_VARIANTS").is_none_or(|v| v != "0"),
         pid: env("EVENT_SYNCER_BENCH_PID")
             .map(|p| {
                 p.parse()
@@ -121,6 +145,7 @@ fn options() -> Result<Options, String> {
                 o.pid = Some(pid.parse().map_err(|_| format!("--pid {pid}: not a pid"))?);
             }
             "--quick" => o.quick = true,
+            "--name" => o.name = Some(args.next().ok_or("--name needs a name")?),
             "--baseline-only" => o.run_server = false,
             // `cargo bench` passes `--bench`, and maybe a filter: ignored.
             _ => {}
@@ -182,19 +207,29 @@ fn run() -> Result<bool, String> {
 
     // Start event-syncer first: its fd limit caps the parked count.
     let mut server = None;
+    let mut binary = None;
     if o.run_server {
-        server = Some(match &o.url {
+        let mut target = match &o.url {
             Some(url) => Target::external(url, o.pid)?,
             None => {
-                let binary = server_binary()?;
-                Target::spawn(
+                let path = server_binary()?;
+                let target = Target::spawn(
                     "event-syncer",
-                    &binary,
+                    &path,
                     &["--listen", "127.0.0.1:0", "--log-level", "info"],
-                )?
+                )?;
+                binary = Some(path);
+                target
             }
-        });
+        };
+        if let Some(name) = &o.name {
+            target.name = name.clone();
+        }
+        server = Some(target);
     }
+    let name = server
+        .as_ref()
+        .map_or_else(|| "event-syncer".to_string(), |s| s.name.clone());
     let server_limit = server
         .as_ref()
         .and_then(|s| s.pid)
@@ -244,8 +279,8 @@ fn run() -> Result<bool, String> {
         // Dropping kills the child before the baseline starts.
     }
     // Push rate with tokens: servers of its own, so only with a local binary.
-    if let (Some(outcome), None) = (server_outcome.as_mut(), &o.url) {
-        auth::run(&server_binary()?, &config, outcome);
+    if let (Some(outcome), Some(binary)) = (server_outcome.as_mut(), &binary) {
+        auth::run(binary, &config, outcome);
     }
     let mut baseline_outcome = None;
     if o.run_baseline {
@@ -254,7 +289,12 @@ fn run() -> Result<bool, String> {
         baseline_outcome = Some(scenarios::run(&mut baseline, &config, true));
     }
 
-    let table = report::table(server_outcome.as_ref(), baseline_outcome.as_ref());
+    let variants = match &binary {
+        Some(binary) if o.variants => variants::run_all(binary, &out_dir, &config),
+        _ => Vec::new(),
+    };
+
+    let table = report::table(&name, server_outcome.as_ref(), baseline_outcome.as_ref());
     println!();
     println!("{hardware}");
     println!("{fds}");
@@ -268,9 +308,24 @@ fn run() -> Result<bool, String> {
     );
     println!();
     print!("{table}");
-    if let Some(outcome) = server_outcome.as_ref().filter(|_| o.url.is_none()) {
+    if let Some(outcome) = server_outcome.as_ref().filter(|_| binary.is_some()) {
         println!();
         print!("{}", auth::table(outcome));
+    }
+    if !variants.is_empty() {
+        println!();
+        print!("{}", variants::table(&variants));
+    }
+    let findings: Vec<&String> = [&server_outcome, &baseline_outcome]
+        .into_iter()
+        .flatten()
+        .flat_map(|o: &Outcome| &o.findings)
+        .collect();
+    if !findings.is_empty() {
+        println!("\nFINDINGS: where {name} differs from event-syncer's semantics");
+        for finding in &findings {
+            println!("  - {finding}");
+        }
     }
 
     let context = serde_json::json!({
@@ -278,6 +333,7 @@ fn run() -> Result<bool, String> {
         "fd_limit": { "benchmark_soft_before": before.soft, "benchmark_soft": limit.soft, "hard": limit.hard, "server": server_limit },
         "quick": o.quick,
         "server_url": o.url,
+        "server_name": name,
         "parked_asked": asked,
         "parked": parked,
         "push_seconds": push_secs,
@@ -288,13 +344,31 @@ fn run() -> Result<bool, String> {
         "lease_churn_events": config.churn_events,
         "unix_time": SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
     });
-    let json = report::json(context, server_outcome.as_ref(), baseline_outcome.as_ref());
-    let json_path = out_dir.join("results.json");
+    let mut json = report::json(context, server_outcome.as_ref(), baseline_outcome.as_ref());
+    json["variants"] = variants::json(&variants);
+    json["findings"] = serde_json::json!(findings);
+    let suffix = if name == "event-syncer" {
+        String::new()
+    } else {
+        let safe: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("-{safe}")
+    };
+    let json_path = out_dir.join(format!("results{suffix}.json"));
     let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
     std::fs::write(&json_path, text + "\n").map_err(|e| format!("{}: {e}", json_path.display()))?;
-    let svg_path = out_dir.join("latency.svg");
+    let svg_path = out_dir.join(format!("latency{suffix}.svg"));
     report::chart(
         &svg_path,
+        &name,
         server_outcome.as_ref(),
         baseline_outcome.as_ref(),
     )?;
@@ -303,6 +377,7 @@ fn run() -> Result<bool, String> {
     let failures: Vec<&String> = [&server_outcome, &baseline_outcome]
         .into_iter()
         .flatten()
+        .chain(variants.iter().map(|v| &v.outcome))
         .flat_map(|o: &Outcome| &o.failures)
         .collect();
     if failures.is_empty() {

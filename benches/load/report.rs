@@ -226,15 +226,16 @@ const ROWS: &[(&str, &str, &str, Unit)] = &[
 
 type Figures = BTreeMap<&'static str, f64>;
 
-/// The table, one row per figure, with the baseline and the ratio.
-pub fn table(server: Option<&Outcome>, baseline: Option<&Outcome>) -> String {
+/// The table, one row per figure, with the baseline and the ratio; the
+/// server's column is headed `name`.
+pub fn table(name: &str, server: Option<&Outcome>, baseline: Option<&Outcome>) -> String {
     let empty = Figures::new();
     let es = server.map_or(&empty, |o| &o.figures);
     let base = baseline.map_or(&empty, |o| &o.figures);
     let mut rows = vec![[
         "scenario".to_string(),
         "figure".to_string(),
-        "event-syncer".to_string(),
+        name.to_string(),
         "baseline".to_string(),
         "ratio".to_string(),
     ]];
@@ -307,7 +308,7 @@ pub fn json(
                 "figure": figure,
                 "key": key,
                 "unit": unit.name(),
-                "event_syncer": a,
+                "server": a,
                 "baseline": b,
                 "ratio": ratio,
             })
@@ -321,7 +322,7 @@ pub fn json(
     serde_json::json!({
         "context": context,
         "rows": rows,
-        "event_syncer": figures(server),
+        "server": figures(server),
         "baseline": figures(baseline),
         "failures": failures,
     })
@@ -331,6 +332,7 @@ pub fn json(
 /// log scale), the fan-out's per-connection answer times on the right (ms).
 pub fn chart(
     path: &Path,
+    name: &str,
     server: Option<&Outcome>,
     baseline: Option<&Outcome>,
 ) -> Result<(), String> {
@@ -339,10 +341,7 @@ pub fn chart(
         root.fill(&WHITE)?;
         let (left, right) = root.split_horizontally(640);
         let mut lines = Vec::new();
-        for (who, outcome, dashed) in [
-            ("event-syncer", server, false),
-            ("baseline", baseline, true),
-        ] {
+        for (who, outcome, dashed) in [(name, server, false), ("baseline", baseline, true)] {
             let Some(outcome) = outcome else { continue };
             for (scenario, color) in [("ping-pong", RED), ("push rate", BLUE)] {
                 if let Some(h) = outcome.curves.get(scenario) {

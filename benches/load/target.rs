@@ -26,8 +26,13 @@ const KEPT_LINES: usize = 20;
 
 /// A server to measure.
 pub struct Target {
-    /// "event-syncer" or "baseline".
-    pub name: &'static str,
+    /// What the table and the files call it: "event-syncer", "baseline",
+    /// a variant ("haproxy, 2 instances"), or `--name` (by default the
+    /// host and port of `--url`).
+    pub name: String,
+    /// Named by `--url`: another server, perhaps not event-syncer, whose
+    /// semantic differences are findings rather than failures.
+    pub external: bool,
     pub addr: SocketAddr,
     /// The `Host` header to send.
     pub host: String,
@@ -39,20 +44,9 @@ pub struct Target {
 
 impl Target {
     /// Starts `program args...` and waits for its `listening on` line.
-    pub fn spawn(name: &'static str, program: &Path, args: &[&str]) -> Result<Target, String> {
-        let mut command = Command::new(program);
-        command
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        // SAFETY: prctl is async-signal-safe, as `pre_exec` requires.
-        unsafe {
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+    pub fn spawn(name: &str, program: &Path, args: &[&str]) -> Result<Target, String> {
+        let mut command = command(program, args);
+        command.stderr(Stdio::piped());
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", program.display()))?;
@@ -78,7 +72,8 @@ impl Target {
             }
         });
         let mut target = Target {
-            name,
+            name: name.to_string(),
+            external: false,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             host: String::new(),
             pid: Some(child.id()),
@@ -100,6 +95,34 @@ impl Target {
         }
     }
 
+    /// A child started with `command` that listens on `addr` and writes
+    /// its stderr somewhere of its own (a file: an access log must not be
+    /// measured through a pipe this process drains line by line). Waits
+    /// until `addr` takes connections.
+    pub fn adopt(name: &str, mut command: Command, addr: SocketAddr) -> Result<Target, String> {
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        let mut target = Target {
+            name: name.to_string(),
+            external: false,
+            addr,
+            host: addr.to_string(),
+            pid: Some(child.id()),
+            child: Some(child),
+            log: Arc::default(),
+        };
+        let deadline = std::time::Instant::now() + STARTUP_DEADLINE;
+        while std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+            let died = target.exit_status();
+            if !died.is_empty() || std::time::Instant::now() > deadline {
+                return Err(format!("{name} does not listen on {addr}{died}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(target)
+    }
+
     /// A server that is already running at `url` (`http://host:port`).
     pub fn external(url: &str, pid: Option<u32>) -> Result<Target, String> {
         let rest = url
@@ -112,7 +135,8 @@ impl Target {
             .next()
             .ok_or_else(|| format!("{url}: resolves to no address"))?;
         Ok(Target {
-            name: "event-syncer",
+            name: host.clone(),
+            external: true,
             addr,
             host,
             pid,
@@ -145,6 +169,24 @@ impl Drop for Target {
             let _ = child.wait();
         }
     }
+}
+
+/// `program args...` with no stdin or stdout, killed should the benchmark
+/// itself be killed.
+pub fn command(program: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    // SAFETY: prctl is async-signal-safe, as `pre_exec` requires.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    command
 }
 
 /// The address in a `... listening on http://127.0.0.1:PORT ...` log line.

@@ -210,7 +210,7 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Percent-encodes a query value; keys made by the benchmark need none, but
 /// a key given from outside might.
-fn encode(value: &str) -> String {
+pub fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

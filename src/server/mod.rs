@@ -16,6 +16,7 @@
 //! - `fanout.rs`: answering parked consumers in the turn of the push;
 //! - `timers.rs`: what each timer does when it fires;
 //! - `shutdown.rs`: SIGINT/SIGTERM and the drain;
+//! - `access_log.rs`: feeding the access log and writing it once per turn;
 //! - `warn.rs`: warnings that a flood of clients cannot turn into a flood
 //!   of log lines.
 //!
@@ -30,6 +31,7 @@
 //! epoll will not remind us.
 
 mod accept;
+mod access_log;
 mod fanout;
 mod respond;
 mod serve;
@@ -48,6 +50,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
+use crate::access::AccessLog;
 use crate::api::{Api, Wake};
 use crate::config::{Config, Millis};
 use crate::connection::{Connection, Timeouts};
@@ -137,6 +140,9 @@ pub struct Server {
     warned: warn::Warnings,
     /// Who may do what: asked about every request as its head completes.
     guard: Guard,
+    /// The access log's lines and the requests it waits to see answered;
+    /// `None` (and no cost anywhere) without `--access-log`.
+    access: Option<Box<AccessLog>>,
 }
 
 /// Why the server could not start.
@@ -193,6 +199,7 @@ impl Server {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(1, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2));
         let store = Store::starting_at(config.event_ttl, config.max_memory, first_id);
+        let access = config.access_log.then(Box::default);
         Ok(Server {
             poll,
             listener,
@@ -226,6 +233,7 @@ impl Server {
             date: HttpDate::default(),
             warned: warn::Warnings::default(),
             guard,
+            access,
         })
     }
 
@@ -266,6 +274,7 @@ impl Server {
             self.fire_timers();
             self.visit_again();
             self.accept_if_freed();
+            self.write_access_log();
             if self.draining && (self.conns.is_empty() || self.drained) {
                 self.finish_drain();
                 info!("shut down");

@@ -21,6 +21,7 @@ impl Server {
         self.api
             .metrics
             .request(response.endpoint, response.status, response.rejection);
+        self.log_answer(token, response, reply);
         debug!(
             "#{token} {:?} answered {}",
             response.endpoint, response.status
@@ -58,6 +59,7 @@ impl Server {
         self.api
             .metrics
             .request(response.endpoint, response.status, response.rejection);
+        self.log_answer(token, response, reply);
         if let Some(lease) = response.lease {
             self.wheel
                 .insert(lease.deadline, super::Timer::Lease(lease.id));

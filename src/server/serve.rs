@@ -132,6 +132,9 @@ impl Server {
                                     ..ReplyStyle::CLOSING
                                 };
                                 let response = Response::refused(route(head.path), &refused);
+                                if self.access.is_some() {
+                                    self.log_request(token, &head);
+                                }
                                 inbox.discard(&self.meter);
                                 self.conns[token].inbox = inbox;
                                 self.warn_refused(token, &response);
@@ -141,6 +144,9 @@ impl Server {
                         break;
                     }
                     Ok(Framed::Request { head, body }) => {
+                        if self.access.is_some() {
+                            self.log_request(token, &head);
+                        }
                         let verdict = self.guard.check(&ask(&head), self.date.unix_seconds());
                         let reply = ReplyStyle {
                             keep_alive: head.keep_alive && !self.draining,
@@ -190,7 +196,10 @@ impl Server {
                 Outcome::Reply(response) => self.respond(token, &response, reply),
                 // The client sent FIN with this get: it is gone, and a
                 // consumer that would wait is owed nothing.
-                Outcome::Park { park, .. } if input_finished => self.api.release(park),
+                Outcome::Park { park, .. } if input_finished => {
+                    self.api.release(park);
+                    self.log_forget(token, false);
+                }
                 Outcome::Park { park, wait } => self.park(token, park, reply, wait),
             }
         }
@@ -205,6 +214,7 @@ impl Server {
         let deadline = self.deadline_in(wait);
         debug!("#{token} parked until {deadline} ms");
         self.conns[token].park(park, reply, deadline);
+        self.log_parked(token);
     }
 
     /// Says in the log, once in a while, that requests are being refused:
@@ -331,6 +341,7 @@ impl Server {
         if let Some((key, ..)) = conn.armed {
             self.wheel.cancel(key);
         }
+        self.log_forget(token, true);
         conn.outbox.discard(&self.meter, &mut self.released);
         conn.inbox.discard(&self.meter);
         self.release_pins();
