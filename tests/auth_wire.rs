@@ -201,3 +201,39 @@ fn auth_settings_come_from_the_environment_too() {
     let signed = pair.sign(&claims(&["k"], &[], None));
     assert_eq!(push_as(&pk, Some(&signed), "k", "1").0, 200);
 }
+
+/// A refused blocking-get is answered at once, never parked: a consumer
+/// without a valid token (or from an unlisted origin) must not hold a slot
+/// among the group's consumers, nor wait out the poll timeout to learn it
+/// was refused.
+#[test]
+fn a_refused_blocking_get_is_answered_at_once_not_parked() {
+    let server = hs256_server(&["--cors-origin", "http://app.example"]);
+    let forbidden = token(&claims(&[], &["other"], None));
+    let cases = [
+        ("no token", String::new(), 401),
+        (
+            "no consume grant",
+            format!("Authorization: Bearer {forbidden}\r\n"),
+            403,
+        ),
+        (
+            "unlisted origin",
+            format!(
+                "Authorization: Bearer {}\r\nOrigin: http://evil.example\r\n",
+                root_token()
+            ),
+            403,
+        ),
+    ];
+    for (what, headers, want) in cases {
+        let mut c = Raw::connect(&server);
+        let head =
+            format!("GET /blocking-get?key=k&groupId=g HTTP/1.1\r\nHost: t\r\n{headers}\r\n");
+        c.send(head.as_bytes());
+        let resp = c.try_read_response(secs(3.0));
+        let resp = resp.unwrap_or_else(|| panic!("{what}: no answer within 3 s (parked?)"));
+        assert_eq!(resp.status, want, "{what}: {resp:?}");
+    }
+    assert_eq!(parked_gauge(&server), Some(0));
+}
