@@ -64,7 +64,9 @@
 //! - `report.rs`: the table, JSON and SVG.
 //! - `variants.rs`: access log on and off, HAProxy in front.
 //! - `sys.rs`: fd limit and `/proc` readings.
+//! - `auth.rs`: push rate with HS256 and ES256 tokens against no auth.
 
+mod auth;
 mod baseline;
 mod driver;
 mod durable;
@@ -283,6 +285,10 @@ fn run() -> Result<bool, String> {
         server_outcome = Some(scenarios::run(&mut server, &config, false));
         // Dropping kills the child before the baseline starts.
     }
+    // Push rate with tokens: servers of its own, so only with a local binary.
+    if let (Some(outcome), Some(binary)) = (server_outcome.as_mut(), &binary) {
+        auth::run(binary, &config, outcome);
+    }
     let mut baseline_outcome = None;
     if o.run_baseline {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
@@ -316,6 +322,10 @@ fn run() -> Result<bool, String> {
     );
     println!();
     print!("{table}");
+    if let Some(outcome) = server_outcome.as_ref().filter(|_| binary.is_some()) {
+        println!();
+        print!("{}", auth::table(outcome));
+    }
     if !variants.is_empty() {
         println!();
         print!("{}", variants::table(&variants));

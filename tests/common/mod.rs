@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 /// Every environment variable the server reads. They are removed from the
 /// child's environment so a developer's shell cannot change a test's outcome;
 /// tests that exercise them pass them explicitly.
-pub const ENV_VARS: [&str; 9] = [
+pub const ENV_VARS: [&str; 13] = [
     "EVENT_SYNCER_LISTEN",
     "EVENT_SYNCER_POLL_TIMEOUT",
     "EVENT_SYNCER_EVENT_TTL",
@@ -38,6 +38,12 @@ pub const ENV_VARS: [&str; 9] = [
     "EVENT_SYNCER_HEADER_TIMEOUT",
     "EVENT_SYNCER_IDLE_TIMEOUT",
     "EVENT_SYNCER_LOG",
+    // Who may do what (v2): a shell with one of these set would otherwise
+    // make every test's server demand tokens or refuse cross-site calls.
+    "EVENT_SYNCER_JWT_SECRET_FILE",
+    "EVENT_SYNCER_JWT_PUBLIC_KEY_FILE",
+    "EVENT_SYNCER_METRICS_TOKEN_FILE",
+    "EVENT_SYNCER_CORS_ORIGIN",
 ];
 
 /// What the startup line says before the bound address.
