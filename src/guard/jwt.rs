@@ -25,7 +25,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
-use super::grants::{Claim, Grants};
+use super::grants::{Action, Claim, Grants};
 
 /// Most tokens remembered.
 const CACHE_ENTRIES: usize = 10_000;
@@ -118,43 +118,42 @@ impl Verifier {
         self.kind
     }
 
-    /// What `token` allows, or why it is refused. `now` is the Unix time in
-    /// seconds, against which a cached token's `exp` is checked (the crate
-    /// checks a new one against the system clock).
-    pub fn verify(&mut self, token: &[u8], now: u64) -> Result<&Grants, &'static str> {
-        // Looked up twice rather than through the entry API: a miss must
-        // not allocate a key before the token is known to be good.
-        let fresh = match self.cache.get(token) {
-            Some(hit) if hit.exp.is_none_or(|exp| now <= exp) => false,
+    /// Whether `token` allows `action` (`None`: any good token will do),
+    /// or why it is refused. `now` is the Unix time in seconds, against
+    /// which a cached token's `exp` is checked (the crate checks a new one
+    /// against the system clock).
+    pub fn allows(
+        &mut self,
+        token: &[u8],
+        action: Option<Action<'_>>,
+        now: u64,
+    ) -> Result<bool, &'static str> {
+        let allowed = |grants: &Grants| action.is_none_or(|a| grants.allow(a));
+        // A hit, the common case, is one lookup and no allocation.
+        match self.cache.get(token) {
+            Some(hit) if hit.exp.is_none_or(|exp| now <= exp) => return Ok(allowed(&hit.grants)),
             Some(_) => {
                 self.forget(token);
                 return Err("the token has expired");
             }
-            None => true,
-        };
-        if fresh {
-            let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-                .map_err(|e| refusal(e.kind()))?
-                .claims;
-            self.remember(token, claims);
+            None => {}
         }
-        self.cache
-            .get(token)
-            .map(|hit| &hit.grants)
-            .ok_or("the token could not be kept")
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| refusal(e.kind()))?
+            .claims;
+        let grants = Grants::new(&claims.event_syncer);
+        let answer = allowed(&grants);
+        self.remember(token, grants, claims.exp);
+        Ok(answer)
     }
 
-    fn remember(&mut self, token: &[u8], claims: Claims) {
-        let grants = Grants::new(&claims.event_syncer);
+    fn remember(&mut self, token: &[u8], grants: Grants, exp: Option<u64>) {
         let bytes = token.len() + grants.footprint() + std::mem::size_of::<Cached>();
         if self.cache.len() >= CACHE_ENTRIES || self.cached_bytes + bytes > CACHE_BYTES {
             self.make_room();
         }
         self.cached_bytes += bytes;
-        let cached = Cached {
-            grants,
-            exp: claims.exp,
-        };
+        let cached = Cached { grants, exp };
         self.cache.insert(token.into(), cached);
     }
 
@@ -243,9 +242,9 @@ mod tests {
         let mut v = verifier();
         let t = token(push_all(None), SECRET, Algorithm::HS256);
         let now = unix_now();
-        assert!(v.verify(t.as_bytes(), now).is_ok());
+        assert!(v.allows(t.as_bytes(), None, now).is_ok());
         assert_eq!(v.cache.len(), 1);
-        assert!(v.verify(t.as_bytes(), now).is_ok());
+        assert!(v.allows(t.as_bytes(), None, now).is_ok());
         assert_eq!(v.cache.len(), 1);
     }
 
@@ -254,13 +253,13 @@ mod tests {
         let mut v = verifier();
         let now = unix_now();
         let t = token(push_all(Some(now + 10)), SECRET, Algorithm::HS256);
-        assert!(v.verify(t.as_bytes(), now).is_ok());
+        assert!(v.allows(t.as_bytes(), None, now).is_ok());
         assert!(
-            v.verify(t.as_bytes(), now + 10).is_ok(),
+            v.allows(t.as_bytes(), None, now + 10).is_ok(),
             "valid through exp"
         );
         assert_eq!(
-            v.verify(t.as_bytes(), now + 11).unwrap_err(),
+            v.allows(t.as_bytes(), None, now + 11).unwrap_err(),
             "the token has expired"
         );
         assert_eq!(v.cache.len(), 0);
@@ -273,22 +272,22 @@ mod tests {
         let now = unix_now();
         let expired = token(push_all(Some(now - 1)), SECRET, Algorithm::HS256);
         assert_eq!(
-            v.verify(expired.as_bytes(), now).unwrap_err(),
+            v.allows(expired.as_bytes(), None, now).unwrap_err(),
             "the token has expired"
         );
         let mut early = push_all(None);
         early["nbf"] = (now + 60).into();
         let early = token(early, SECRET, Algorithm::HS256);
-        assert!(v.verify(early.as_bytes(), now).is_err());
+        assert!(v.allows(early.as_bytes(), None, now).is_err());
         let forged = token(push_all(None), b"another secret", Algorithm::HS256);
-        assert!(v.verify(forged.as_bytes(), now).is_err());
+        assert!(v.allows(forged.as_bytes(), None, now).is_err());
         let other_alg = token(push_all(None), SECRET, Algorithm::HS512);
         assert_eq!(
-            v.verify(other_alg.as_bytes(), now).unwrap_err(),
+            v.allows(other_alg.as_bytes(), None, now).unwrap_err(),
             "the token's algorithm is not the server's"
         );
-        assert!(v.verify(b"not.a.token", now).is_err());
-        assert!(v.verify(b"", now).is_err());
+        assert!(v.allows(b"not.a.token", None, now).is_err());
+        assert!(v.allows(b"", None, now).is_err());
         assert_eq!(v.cache.len(), 0);
     }
 
@@ -300,7 +299,7 @@ mod tests {
         let body = b64.encode(br#"{"event_syncer":{"push":["*"]}}"#);
         let mut v = verifier();
         for t in [format!("{head}.{body}."), format!("{head}.{body}")] {
-            assert!(v.verify(t.as_bytes(), unix_now()).is_err(), "{t}");
+            assert!(v.allows(t.as_bytes(), None, unix_now()).is_err(), "{t}");
         }
     }
 
@@ -312,7 +311,7 @@ mod tests {
             let mut claims = push_all(None);
             claims["n"] = i.into();
             let t = token(claims, SECRET, Algorithm::HS256);
-            assert!(v.verify(t.as_bytes(), now).is_ok());
+            assert!(v.allows(t.as_bytes(), None, now).is_ok());
             assert!(v.cache.len() <= CACHE_ENTRIES);
             assert!(v.cached_bytes <= CACHE_BYTES);
         }
