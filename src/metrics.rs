@@ -78,6 +78,8 @@ pub enum Rejection {
     Forbidden,
     /// 403: a page from an origin not on `--cors-origin`.
     Origin,
+    /// 503: the data directory's log cannot be written.
+    LogFailing,
     /// 413: body over `--max-body`.
     BodyTooLarge,
     /// 431: head over 8 KiB.
@@ -93,7 +95,7 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    const ALL: [Rejection; 14] = [
+    const ALL: [Rejection; 15] = [
         Rejection::BadRequest,
         Rejection::NotFound,
         Rejection::MethodNotAllowed,
@@ -102,6 +104,7 @@ impl Rejection {
         Rejection::Unauthorized,
         Rejection::Forbidden,
         Rejection::Origin,
+        Rejection::LogFailing,
         Rejection::BodyTooLarge,
         Rejection::HeadTooLarge,
         Rejection::NotImplemented,
@@ -120,6 +123,7 @@ impl Rejection {
             Rejection::Unauthorized => "unauthorized",
             Rejection::Forbidden => "forbidden",
             Rejection::Origin => "origin",
+            Rejection::LogFailing => "log_failing",
             Rejection::BodyTooLarge => "body_too_large",
             Rejection::HeadTooLarge => "head_too_large",
             Rejection::NotImplemented => "not_implemented",

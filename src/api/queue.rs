@@ -8,7 +8,7 @@ use super::{Api, Body, Outcome, Response, Wake};
 use crate::config::Millis;
 use crate::http::push_decimal;
 use crate::journal::record::Record;
-use crate::metrics::Endpoint;
+use crate::metrics::{Endpoint, Rejection};
 use crate::render::{BatchBody, Format};
 use crate::store::{Batch, ConsumerId, Delivery, LeaseTimer, PushError, Take};
 
@@ -51,6 +51,16 @@ impl Api {
         };
         if serde_json::from_str::<IgnoredAny>(text).is_err() {
             return Err("body is not valid JSON");
+        }
+        if self.journal.as_ref().is_some_and(|j| j.failing()) {
+            let mut r = Response::error(
+                Endpoint::Push,
+                503,
+                "the data directory cannot be written; retry later",
+            );
+            r.extra = &[("Retry-After", "1")];
+            r.rejection = Some(Rejection::LogFailing);
+            return Ok(r);
         }
         let pushed =
             self.store

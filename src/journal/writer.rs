@@ -14,9 +14,13 @@
 //! - `everysec`: the helper thread of `sync.rs` syncs once a second.
 //! - `never`: the kernel writes back when it likes.
 //!
-//! A failed `write` (a full disk) is logged and counted; the server keeps
-//! serving from memory, and the records of that commit are lost to a
-//! restart.
+//! A failed `write` (a full disk, an I/O error) must not leave half a
+//! record in the file, nor promise what the disk does not hold: the file is
+//! cut back to its last whole record, the records are kept to be written
+//! again at the next commit, and while that fails [`Journal::failing`]
+//! makes the API refuse pushes (`503`), as Redis refuses writes when its
+//! append-only file cannot be written. A failed `fdatasync` with `always`
+//! counts as a failed write (the kernel may have dropped the pages).
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -74,6 +78,8 @@ pub struct Journal {
     syncer: Option<Syncer>,
     sync_stats: Arc<SyncStats>,
     stats: WriteStats,
+    /// The last write or sync failed: pushes are refused until one works.
+    failing: bool,
     /// Held while the journal lives.
     _lock: DirLock,
 }
@@ -111,6 +117,7 @@ impl Journal {
             syncer,
             sync_stats,
             stats: WriteStats::default(),
+            failing: false,
             _lock: lock,
         })
     }
@@ -132,7 +139,14 @@ impl Journal {
     /// Whether the loop must hold answers until [`Journal::commit`]: with
     /// `always`, while records are not yet on the disk.
     pub fn holds_answers(&self) -> bool {
-        self.fsync == Fsync::Always && (!self.pending.is_empty() || self.unsynced)
+        // While the disk fails, records wait in memory for it; answers do
+        // not (no push is answered `200` meanwhile).
+        self.fsync == Fsync::Always && !self.failing && (!self.pending.is_empty() || self.unsynced)
+    }
+
+    /// Whether the log cannot be written now: pushes are refused.
+    pub fn failing(&self) -> bool {
+        self.failing
     }
 
     /// Writes the records made since the last commit in one `write`, into
@@ -147,6 +161,7 @@ impl Journal {
                 && let Err(e) = sync(&open.file, &self.sync_stats)
             {
                 error!("fdatasync of {} failed: {e}", open.segment.path.display());
+                self.failing = true;
             }
         }
     }
@@ -157,13 +172,19 @@ impl Journal {
             self.rotate(start);
         }
         let Some(open) = &mut self.open else {
+            // `rotate` could not open the segment and said why; the records
+            // wait for the next commit.
             self.stats.errors += 1;
-            self.pending.clear();
+            self.failing = true;
             return;
         };
         self.stats.writes += 1;
         match (&*open.file).write_all(&self.pending) {
             Ok(()) => {
+                if self.failing {
+                    self.failing = false;
+                    warn!("the log can be written again: pushes are taken again");
+                }
                 self.stats.bytes += self.pending.len() as u64;
                 open.segment.bytes += self.pending.len() as u64;
                 open.segment.newest = open.segment.newest.max(self.pending_newest);
@@ -179,10 +200,21 @@ impl Journal {
             }
             Err(e) => {
                 self.stats.errors += 1;
-                error!(
-                    "cannot write the log to {}: {e}; these changes will not survive a restart",
-                    open.segment.path.display()
-                );
+                // Part of the buffer may have landed: cut it off, so the
+                // file ends in a whole record, and write it all again later.
+                let cut = open.file.set_len(open.segment.bytes);
+                if !self.failing {
+                    error!(
+                        "cannot write the log to {}: {e}; refusing pushes until it can be{}",
+                        open.segment.path.display(),
+                        match cut {
+                            Ok(()) => String::new(),
+                            Err(e) => format!(" (and cannot cut its torn end: {e})"),
+                        }
+                    );
+                }
+                self.failing = true;
+                return;
             }
         }
         self.pending.clear();
@@ -302,5 +334,65 @@ impl Journal {
     /// The fsync counters.
     pub fn sync_stats(&self) -> &SyncStats {
         &self.sync_stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::record::{Decoded, decode};
+
+    fn push(at: Millis, id: u64) -> Record<'static> {
+        Record::Push {
+            at,
+            id,
+            key: "k",
+            json: b"{}",
+        }
+    }
+
+    /// A write that fails (here: the segment's descriptor swapped for a
+    /// read-only one) leaves the file as it was, keeps the records, makes
+    /// the journal refuse pushes, and is made good by the next commit that
+    /// can write.
+    #[test]
+    fn a_failed_write_keeps_its_records_and_the_file_whole() {
+        let dir = std::env::temp_dir().join(format!("es-writer-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lock = DirLock::acquire(&dir).unwrap();
+        let mut journal = Journal::new(&dir, 120_000, Fsync::Never, Vec::new(), lock).unwrap();
+        journal.record(&push(1_000, 1));
+        journal.commit(1_000);
+        assert!(!journal.failing());
+        let open = journal.open.as_mut().unwrap();
+        let path = open.segment.path.clone();
+        let good = std::fs::metadata(&path).unwrap().len();
+        let writable = std::mem::replace(&mut open.file, Arc::new(File::open(&path).unwrap()));
+
+        journal.record(&push(1_001, 2));
+        journal.commit(1_001);
+        assert!(journal.failing());
+        assert!(journal.has_pending(), "the record waits in memory");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), good);
+        assert_eq!(journal.write_stats().errors, 1);
+
+        journal.open.as_mut().unwrap().file = writable;
+        journal.record(&push(1_002, 3));
+        journal.commit(1_002);
+        assert!(!journal.failing());
+        assert!(!journal.has_pending());
+        let bytes = std::fs::read(&path).unwrap();
+        let mut ids = Vec::new();
+        let mut at = 0;
+        while let Decoded::Complete(record, len) = decode(&bytes[at..]) {
+            if let Record::Push { id, .. } = record {
+                ids.push(id);
+            }
+            at += len;
+        }
+        assert_eq!(ids, [1, 2, 3], "every record once, in order");
+        assert_eq!(at, bytes.len());
+        drop(journal);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
