@@ -225,19 +225,7 @@ impl Api {
         let Some(journal) = journal else {
             return;
         };
-        store.drain_hand_outs(|h| {
-            journal.record(&Record::Take {
-                at: h.at,
-                key: h.key,
-                group: h.group,
-                first: h.first,
-                end: h.end,
-                len: h.len,
-                attempt: h.attempt,
-                lease: h.lease,
-                batch: h.batch,
-            })
-        });
+        store.drain_hand_outs(|h| journal.record(&Record::Take(h)));
     }
 
     /// The answer to a blocking-get that takes `batch`.

@@ -112,19 +112,7 @@ mod tests {
             };
             let batch = self.store.take_with("k", "g", at, take)?;
             let Rig { store, journal, .. } = self;
-            store.drain_hand_outs(|h| {
-                journal.record(&Record::Take {
-                    at: h.at,
-                    key: h.key,
-                    group: h.group,
-                    first: h.first,
-                    end: h.end,
-                    len: h.len,
-                    attempt: h.attempt,
-                    lease: h.lease,
-                    batch: h.batch,
-                })
-            });
+            store.drain_hand_outs(|h| journal.record(&Record::Take(h)));
             journal.commit(at);
             batch.lease.map(|l| l.id)
         }

@@ -18,6 +18,8 @@
 //! Neither is an error of the server: replay stops there and the tail is
 //! cut off.
 
+use crate::store::HandOut;
+
 /// Bytes of framing before a payload: length and checksum.
 pub const HEADER: usize = 8;
 
@@ -40,30 +42,12 @@ pub enum Record<'a> {
         /// Its JSON, as stored.
         json: &'a [u8],
     },
-    /// A batch of group (`key`, `group`) was handed out: its sequence range
-    /// `first..end` with `len` events, attempt `attempt` (1: taken from the
-    /// group's cursor, which moves to `end`; more: handed out again from
-    /// its due list), under lease `batch` of `lease` ms (0: no lease).
-    Take {
-        /// When.
-        at: u64,
-        /// The key.
-        key: &'a str,
-        /// The groupId.
-        group: &'a str,
-        /// First sequence of the batch.
-        first: u64,
-        /// One past its last sequence.
-        end: u64,
-        /// How many events.
-        len: u32,
-        /// 1 for a fresh batch, more for a redelivery.
-        attempt: u32,
-        /// The lease's length in ms, 0 for none.
-        lease: u32,
-        /// The batch id, 0 without a lease.
-        batch: u64,
-    },
+    /// A batch was handed out, as the store notes it: group (`key`,
+    /// `group`), sequences `first..end` with `len` events, attempt
+    /// `attempt` (1: taken from the group's cursor, which moves to `end`;
+    /// more: handed out again from its due list), under lease `batch` of
+    /// `lease` ms (0: no lease).
+    Take(HandOut<'a>),
     /// Lease `batch` ran out at `at`.
     Due {
         /// When.
@@ -120,7 +104,7 @@ impl Record<'_> {
     pub fn at(&self) -> u64 {
         match *self {
             Record::Push { at, .. }
-            | Record::Take { at, .. }
+            | Record::Take(HandOut { at, .. })
             | Record::Due { at, .. }
             | Record::Ack { at, .. }
             | Record::Nack { at, .. }
@@ -153,7 +137,7 @@ pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
             put_bytes(out, key.as_bytes());
             put_bytes(out, json);
         }
-        Record::Take {
+        Record::Take(HandOut {
             at,
             key,
             group,
@@ -163,7 +147,7 @@ pub fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
             attempt,
             lease,
             batch,
-        } => {
+        }) => {
             out.push(TAKE);
             put_u64(out, at);
             put_bytes(out, key.as_bytes());
@@ -258,7 +242,7 @@ fn parse(payload: &[u8]) -> Option<Record<'_>> {
             key: r.str()?,
             json: r.bytes()?,
         },
-        TAKE => Record::Take {
+        TAKE => Record::Take(HandOut {
             at: r.u64()?,
             key: r.str()?,
             group: r.str()?,
@@ -268,7 +252,7 @@ fn parse(payload: &[u8]) -> Option<Record<'_>> {
             attempt: r.u32()?,
             lease: r.u32()?,
             batch: r.u64()?,
-        },
+        }),
         DUE => Record::Due {
             at: r.u64()?,
             batch: r.u64()?,
@@ -360,7 +344,7 @@ mod tests {
                 key: "ключ",
                 json: b"",
             },
-            Record::Take {
+            Record::Take(HandOut {
                 at: 5,
                 key: "k",
                 group: "g",
@@ -370,7 +354,7 @@ mod tests {
                 attempt: 2,
                 lease: 300_000,
                 batch: 99,
-            },
+            }),
             Record::Due { at: 6, batch: 99 },
             Record::Ack {
                 at: 7,

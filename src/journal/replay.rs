@@ -138,27 +138,7 @@ fn apply(store: &mut Store, record: &Record<'_>) {
     // was ended; either way it changes nothing live.
     match *record {
         Record::Push { at, id, key, json } => store.restore_push(key, id, at, json),
-        Record::Take {
-            at,
-            key,
-            group,
-            first,
-            end,
-            len,
-            attempt,
-            lease,
-            batch,
-        } => store.restore_hand_out(&HandOut {
-            key,
-            group,
-            at,
-            first,
-            end,
-            len,
-            attempt,
-            lease,
-            batch,
-        }),
+        Record::Take(ref hand_out) => store.restore_hand_out(hand_out),
         Record::Due { at, batch } => {
             let _ = store.lease_timer(batch, at);
         }
@@ -192,7 +172,7 @@ fn ids_in(record: &Record<'_>) -> u64 {
     match *record {
         Record::Push { id, .. } => id,
         // A batch's end is the next event id at the time it was handed out.
-        Record::Take { batch, end, .. } => batch.max(end.saturating_sub(1)),
+        Record::Take(HandOut { batch, end, .. }) => batch.max(end.saturating_sub(1)),
         _ => 0,
     }
 }
