@@ -16,7 +16,9 @@
 //! `exp`: a client reusing its token pays the signature check once. The
 //! cache is bounded in entries and bytes; when full, expired entries go
 //! first, and if that is not enough it starts over (every entry can be
-//! verified again, so forgetting only costs time).
+//! verified again, so forgetting only costs time). The cache hashes with
+//! aHash, keyed at random per process like std's SipHash but several times
+//! faster on a token's few hundred bytes: a lookup is on every request.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -48,7 +50,7 @@ pub struct Verifier {
     validation: Validation,
     /// What the key is, for the startup line.
     kind: &'static str,
-    cache: HashMap<Box<[u8]>, Cached>,
+    cache: HashMap<Box<[u8]>, Cached, ahash::RandomState>,
     cached_bytes: usize,
 }
 
@@ -108,7 +110,7 @@ impl Verifier {
             key,
             validation,
             kind,
-            cache: HashMap::new(),
+            cache: HashMap::default(),
             cached_bytes: 0,
         }
     }
@@ -170,7 +172,7 @@ impl Verifier {
         self.cache.retain(|_, c| c.exp.is_none_or(|exp| now <= exp));
         self.cached_bytes = self.cache.iter().map(|(t, c)| entry_bytes(t, c)).sum();
         if self.cache.len() >= CACHE_ENTRIES * 3 / 4 || self.cached_bytes >= CACHE_BYTES * 3 / 4 {
-            self.cache = HashMap::new();
+            self.cache = HashMap::default();
             self.cached_bytes = 0;
         }
     }
