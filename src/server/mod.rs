@@ -8,6 +8,8 @@
 //!
 //! The loop is split by concern:
 //!
+//! - `clock.rs`: the loop's clock in whole milliseconds, and the `Date`
+//!   field;
 //! - `accept.rs`: taking new connections, the limit on them, and the
 //!   back-off when file descriptors run out;
 //! - `serve.rs`: reading, cutting requests, answering or parking them, and
@@ -34,6 +36,7 @@
 
 mod accept;
 mod access_log;
+mod clock;
 mod durable;
 mod fanout;
 mod respond;
@@ -44,7 +47,7 @@ mod warn;
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use log::info;
 use mio::net::TcpListener;
@@ -61,6 +64,7 @@ use crate::guard::Guard;
 use crate::memory::Meter;
 use crate::store::Pin;
 use crate::wheel::{TimerKey, TimerWheel};
+use clock::{HttpDate, ceil_millis, floor_millis};
 
 const LISTENER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
@@ -371,69 +375,9 @@ impl Server {
     }
 }
 
-/// The `Date` field value, formatted once a second (RFC 9110 section
-/// 6.6.1: every response from an origin server with a clock carries one).
-#[derive(Debug, Default)]
-struct HttpDate {
-    second: u64,
-    text: String,
-}
-
-impl HttpDate {
-    /// Reads the wall clock (once per turn) and formats it again if a
-    /// second has passed.
-    fn refresh(&mut self) {
-        let now = SystemTime::now();
-        let second = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if second != self.second || self.text.is_empty() {
-            self.second = second;
-            self.text = httpdate::fmt_http_date(now);
-        }
-    }
-
-    fn now(&self) -> &str {
-        &self.text
-    }
-
-    /// The Unix time in seconds, as of this turn.
-    fn unix_seconds(&self) -> u64 {
-        self.second
-    }
-}
-
-/// Whole milliseconds in `d`, rounded down: the wheel's notion of "now".
-fn floor_millis(d: Duration) -> Millis {
-    d.as_millis() as Millis
-}
-
-/// Whole milliseconds in `d`, rounded up: where a deadline starts counting.
-/// With `now` rounded down and deadlines from a rounded-up start, a timer
-/// fires only once its full duration has really passed.
-fn ceil_millis(d: Duration) -> Millis {
-    floor_millis(d) + Millis::from(!d.subsec_nanos().is_multiple_of(1_000_000))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn deadlines_round_up_and_now_rounds_down() {
-        let at = |ms: u64, ns: u32| Duration::from_millis(ms) + Duration::from_nanos(u64::from(ns));
-        assert_eq!((floor_millis(at(5, 0)), ceil_millis(at(5, 0))), (5, 5));
-        assert_eq!((floor_millis(at(5, 1)), ceil_millis(at(5, 1))), (5, 6));
-        assert_eq!(
-            (floor_millis(at(5, 999_999)), ceil_millis(at(5, 999_999))),
-            (5, 6)
-        );
-        // A 750 ms wait begun at 5.0001 ms is due at 756: the wheel fires it
-        // once floor(now) >= 756, i.e. after at least 750.9999 ms.
-        let start = at(5, 100_000);
-        let deadline = ceil_millis(start) + 750;
-        assert!(Duration::from_millis(deadline) >= start + Duration::from_millis(750));
-    }
 
     /// What a parked connection costs in user space, beside the kernel's
     /// socket: its slab entry, its wheel entry. Printed, for the README.
@@ -443,15 +387,5 @@ mod tests {
         let timer = std::mem::size_of::<Timer>();
         println!("connection {entry} B, timer value {timer} B");
         assert!(entry <= 192, "a connection grew to {entry} bytes");
-    }
-
-    #[test]
-    fn the_date_is_an_imf_fixdate() {
-        let mut date = HttpDate::default();
-        date.refresh();
-        let text = date.now().to_string();
-        assert_eq!(text.len(), 29, "{text}");
-        assert!(text.ends_with(" GMT"), "{text}");
-        assert!(httpdate::parse_http_date(&text).is_ok());
     }
 }

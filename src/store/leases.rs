@@ -292,21 +292,14 @@ impl Store {
                 deadline,
             }
         });
-        self.note_hand_out(
-            group,
-            &seqs,
-            len,
-            attempt,
-            take.lease,
-            lease.map(|l| l.id),
-            now,
-        );
-        Batch {
+        let batch = Batch {
             key,
             seqs,
             len,
             lease,
-        }
+        };
+        self.note_hand_out(group, &batch, attempt, take.lease, now);
+        batch
     }
 
     /// Ends the leases of `key_idx`'s groups whose events have all expired

@@ -15,10 +15,8 @@
 //! lease operations (a lease running out, ack, nack, extend) are replayed
 //! through the ordinary methods, which are deterministic given the time.
 
-use std::ops::Range;
-
 use super::leases::{Lease, lease_deadline, of};
-use super::{EVENT_OVERHEAD, Event, Store};
+use super::{Batch, EVENT_OVERHEAD, Event, Store};
 use crate::config::Millis;
 
 /// A batch noted as it was handed out, by group index.
@@ -64,27 +62,26 @@ impl Store {
         self.hand_outs.get_or_insert_with(Vec::new);
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Notes `batch`, handed out to `group` at `at` as attempt `attempt`
+    /// under a lease of `lease` ms (0: none), if hand-outs are recorded.
     pub(super) fn note_hand_out(
         &mut self,
         group: u32,
-        seqs: &Range<u64>,
-        len: usize,
+        batch: &Batch,
         attempt: u32,
         lease: u32,
-        batch: Option<u64>,
         at: Millis,
     ) {
         if let Some(noted) = &mut self.hand_outs {
             noted.push(Noted {
                 group,
                 at,
-                first: seqs.start,
-                end: seqs.end,
-                len: len as u32,
+                first: batch.seqs.start,
+                end: batch.seqs.end,
+                len: batch.len as u32,
                 attempt,
                 lease,
-                batch: batch.unwrap_or(0),
+                batch: batch.lease.map_or(0, |l| l.id),
             });
         }
     }
