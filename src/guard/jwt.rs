@@ -33,6 +33,8 @@ use super::grants::{Action, Claim, Grants};
 const CACHE_ENTRIES: usize = 10_000;
 /// Most bytes of tokens and grants remembered: 16 MiB.
 const CACHE_BYTES: usize = 16 << 20;
+/// Most refused tokens remembered (each at most a head, 8 KiB).
+const REFUSED_ENTRIES: usize = 1024;
 
 /// The claims read from a token: ours, and the two times that bound it.
 #[derive(Debug, Deserialize)]
@@ -52,6 +54,12 @@ pub struct Verifier {
     kind: &'static str,
     cache: HashMap<Box<[u8]>, Cached, ahash::RandomState>,
     cached_bytes: usize,
+    /// Tokens refused for good (a bad signature, another algorithm,
+    /// malformed, expired) and why: a client retrying the same token in a
+    /// loop, the common way to be unlucky, costs one signature check
+    /// rather than one per retry. A token not valid *yet* is not kept: it
+    /// will be. Cleared when full.
+    refused: HashMap<Box<[u8]>, &'static str, ahash::RandomState>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -112,6 +120,7 @@ impl Verifier {
             kind,
             cache: HashMap::default(),
             cached_bytes: 0,
+            refused: HashMap::default(),
         }
     }
 
@@ -136,13 +145,18 @@ impl Verifier {
             Some(hit) if hit.exp.is_none_or(|exp| now <= exp) => return Ok(allowed(&hit.grants)),
             Some(_) => {
                 self.forget(token);
-                return Err("the token has expired");
+                return Err(self.refuse(token, "the token has expired"));
             }
             None => {}
         }
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| refusal(e.kind()))?
-            .claims;
+        if let Some(&why) = self.refused.get(token) {
+            return Err(why);
+        }
+        let claims = match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
+            Ok(data) => data.claims,
+            Err(e) if *e.kind() == ErrorKind::ImmatureSignature => return Err(refusal(e.kind())),
+            Err(e) => return Err(self.refuse(token, refusal(e.kind()))),
+        };
         let grants = Grants::new(&claims.event_syncer);
         let answer = allowed(&grants);
         self.remember(token, grants, claims.exp);
@@ -157,6 +171,15 @@ impl Verifier {
         self.cached_bytes += bytes;
         let cached = Cached { grants, exp };
         self.cache.insert(token.into(), cached);
+    }
+
+    /// Remembers that `token` is refused for good, and why.
+    fn refuse(&mut self, token: &[u8], why: &'static str) -> &'static str {
+        if self.refused.len() >= REFUSED_ENTRIES {
+            self.refused.clear();
+        }
+        self.refused.insert(token.into(), why);
+        why
     }
 
     fn forget(&mut self, token: &[u8]) {
@@ -291,6 +314,26 @@ mod tests {
         assert!(v.allows(b"not.a.token", None, now).is_err());
         assert!(v.allows(b"", None, now).is_err());
         assert_eq!(v.cache.len(), 0);
+    }
+
+    #[test]
+    fn a_refused_token_is_remembered_but_one_not_valid_yet_is_not() {
+        let mut v = verifier();
+        let now = unix_now();
+        let forged = token(push_all(None), b"another secret", Algorithm::HS256);
+        for _ in 0..3 {
+            assert!(v.allows(forged.as_bytes(), None, now).is_err());
+        }
+        assert_eq!(v.refused.len(), 1, "verified once, remembered");
+        let mut early = push_all(None);
+        early["nbf"] = (now + 1).into();
+        let early = token(early, SECRET, Algorithm::HS256);
+        assert!(v.allows(early.as_bytes(), None, now).is_err());
+        assert_eq!(v.refused.len(), 1, "a token not valid yet is not kept");
+        for i in 0..REFUSED_ENTRIES + 5 {
+            assert!(v.allows(format!("junk{i}").as_bytes(), None, now).is_err());
+            assert!(v.refused.len() <= REFUSED_ENTRIES);
+        }
     }
 
     #[test]
