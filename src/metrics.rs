@@ -173,6 +173,8 @@ pub struct Gauges {
     pub events_live: usize,
     /// Bytes charged against `--max-memory`.
     pub event_bytes_live: usize,
+    /// Bytes of keys, groups and leases, charged against `--max-memory`.
+    pub bookkeeping_bytes: usize,
     /// Keys remembered.
     pub keys: usize,
     /// Consumer groups remembered.
@@ -225,7 +227,7 @@ impl Metrics {
     /// The exposition text, gauges first.
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::with_capacity(4096);
-        let gauges: [(&str, &str, usize); 8] = [
+        let gauges: [(&str, &str, usize); 9] = [
             (
                 "leased_batches",
                 "Batches handed out under a lease and not acked or handed out again.",
@@ -255,6 +257,11 @@ impl Metrics {
                 "event_bytes_live",
                 "Bytes of retained events, JSON plus bookkeeping, counted against --max-memory.",
                 g.event_bytes_live,
+            ),
+            (
+                "bookkeeping_bytes",
+                "Bytes of keys, groups and leases, counted against --max-memory.",
+                g.bookkeeping_bytes,
             ),
             ("keys", "Keys with events or groups.", g.keys),
             ("groups", "Consumer groups remembered.", g.groups),

@@ -901,3 +901,36 @@ fn pipelined_metrics_never_read_keep_output_bounded() {
         assert!(r.text().contains("# TYPE event_syncer_"), "{}", r.text());
     }
 }
+
+/// A client that names a new groupId with every get, each consuming the
+/// same retained event (so each group is remembered until the event
+/// expires), cannot grow the store without bound: groups count against
+/// `--max-memory`, pushes are refused as they fill it, and once groups
+/// alone fill it new ones get `503` while existing groups go on.
+#[test]
+fn a_new_group_per_get_cannot_grow_the_store_without_bound() {
+    const LIMIT: u64 = 65_536;
+    let server = Server::start(&["--max-memory", &LIMIT.to_string()]);
+    assert_eq!(push(&server, "k", r#"{"n":1}"#), 200);
+    let mut refused = None;
+    for i in 0..20_000 {
+        let (status, body) = bget(&server, "k", &format!("group-{i:05}"), Some("0"));
+        match status {
+            200 => assert_eq!(body, r#"[{"n":1}]"#, "group {i}"),
+            503 => {
+                refused = Some(i);
+                break;
+            }
+            other => panic!("get {i}: {other} {body}"),
+        }
+    }
+    let refused = refused.expect("20,000 remembered groups under a 64 KiB limit");
+    assert!(refused > 100, "refused after only {refused} groups");
+    let held = metric(&server, "event_syncer_bookkeeping_bytes").expect("bookkeeping gauge");
+    assert!(held <= LIMIT, "{held} bytes of groups under a limit of {LIMIT}");
+    // The store is full of groups: pushes are refused too, and a group it
+    // remembers is still served.
+    assert_eq!(push(&server, "k", r#"{"n":2}"#), 503);
+    let (status, body) = bget(&server, "k", "group-00000", Some("0"));
+    assert_eq!((status, body.as_str()), (200, "[]"));
+}

@@ -281,6 +281,7 @@ impl Api {
             consumers_parked: store.parked(),
             events_live: store.live_events() - store.zombie_events(),
             event_bytes_live: store.live_bytes() - store.zombie_bytes(),
+            bookkeeping_bytes: store.bookkeeping_bytes(),
             keys: store.keys(),
             groups: store.groups(),
             leased_batches: store.leased_batches(),

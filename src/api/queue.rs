@@ -125,6 +125,15 @@ impl Api {
             lease: params::lease(query, false)? as u32,
             envelope: params::envelope(query)?,
         };
+        if !self.store.admits_group(&key, &group) {
+            let mut r = Response::error(
+                Endpoint::BlockingGet,
+                503,
+                "too many groups remembered; a new group must wait until events expire",
+            );
+            r.extra = &[("Retry-After", "1")];
+            return Ok(Outcome::Reply(r));
+        }
         if let Some(batch) = self.store.take_with(&key, &group, now, take) {
             self.log_hand_outs();
             return Ok(Outcome::Reply(self.batch_answer(batch, take)));

@@ -27,7 +27,7 @@ impl Server {
             response.endpoint, response.status
         );
         if response.status == 503 {
-            let held = self.api.store.live_bytes() + self.meter.held();
+            let held = self.api.store.memory_used() + self.meter.held();
             self.warn_limited(
                 "memory",
                 format_args!(

@@ -375,7 +375,7 @@ impl Server {
 
     /// Bytes that may still be taken before `--max-memory`.
     pub(super) fn memory_left(&self) -> usize {
-        let held = self.api.store.live_bytes() + self.meter.held();
+        let held = self.api.store.memory_used() + self.meter.held();
         self.config.max_memory.saturating_sub(held)
     }
 }

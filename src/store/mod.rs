@@ -221,6 +221,9 @@ pub struct Store {
     expiry: VecDeque<(Millis, u32)>,
     live_bytes: usize,
     live_events: usize,
+    /// Bytes of the keys and groups remembered (`groups.rs`), charged
+    /// against the limit like events.
+    bookkeeping: usize,
     /// Expired events kept only for unwritten answers, and their bytes.
     zombie_events: usize,
     zombie_bytes: usize,
@@ -253,6 +256,7 @@ impl Store {
             expiry: VecDeque::new(),
             live_bytes: 0,
             live_events: 0,
+            bookkeeping: 0,
             zombie_events: 0,
             zombie_bytes: 0,
             leases: leases::Leases::starting_at(first_id.max(1)),
@@ -289,7 +293,7 @@ impl Store {
     ) -> Result<u64, PushError> {
         let cost = json.len() + EVENT_OVERHEAD;
         if self
-            .live_bytes
+            .memory_used()
             .saturating_add(held_elsewhere)
             .saturating_add(cost)
             > self.max_bytes
@@ -534,7 +538,8 @@ mod tests {
 
     #[test]
     fn memory_limit_refuses_without_dropping() {
-        let limit = 2 * (3 + EVENT_OVERHEAD);
+        // Two events and their key.
+        let limit = 2 * (3 + EVENT_OVERHEAD) + groups::key_cost("k");
         let mut s = Store::new(1000, limit);
         let mut woken = Vec::new();
         assert!(s.push("k", b"abc", 0, &mut woken).is_ok());
