@@ -927,7 +927,10 @@ fn a_new_group_per_get_cannot_grow_the_store_without_bound() {
     let refused = refused.expect("20,000 remembered groups under a 64 KiB limit");
     assert!(refused > 100, "refused after only {refused} groups");
     let held = metric(&server, "event_syncer_bookkeeping_bytes").expect("bookkeeping gauge");
-    assert!(held <= LIMIT, "{held} bytes of groups under a limit of {LIMIT}");
+    assert!(
+        held <= LIMIT,
+        "{held} bytes of groups under a limit of {LIMIT}"
+    );
     // The store is full of groups: pushes are refused too, and a group it
     // remembers is still served.
     assert_eq!(push(&server, "k", r#"{"n":2}"#), 503);
