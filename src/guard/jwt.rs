@@ -54,11 +54,12 @@ pub struct Verifier {
     kind: &'static str,
     cache: HashMap<Box<[u8]>, Cached, ahash::RandomState>,
     cached_bytes: usize,
-    /// Tokens refused for good (a bad signature, another algorithm,
-    /// malformed, expired) and why: a client retrying the same token in a
-    /// loop, the common way to be unlucky, costs one signature check
-    /// rather than one per retry. A token not valid *yet* is not kept: it
-    /// will be. Cleared when full.
+    /// Tokens refused for good after their signature was checked (a bad
+    /// signature, an expired token) and why: a client retrying the same
+    /// token in a loop, the common way to be unlucky, costs one signature
+    /// check rather than one per retry. A token refused before its
+    /// signature (malformed, another algorithm) is cheaper to refuse again
+    /// than to keep, and one not valid *yet* will be. Cleared when full.
     refused: HashMap<Box<[u8]>, &'static str, ahash::RandomState>,
 }
 
@@ -154,8 +155,15 @@ impl Verifier {
         }
         let claims = match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
             Ok(data) => data.claims,
-            Err(e) if *e.kind() == ErrorKind::ImmatureSignature => return Err(refusal(e.kind())),
-            Err(e) => return Err(self.refuse(token, refusal(e.kind()))),
+            Err(e) => {
+                let why = refusal(e.kind());
+                return Err(match e.kind() {
+                    ErrorKind::InvalidSignature
+                    | ErrorKind::ExpiredSignature
+                    | ErrorKind::InvalidClaimFormat(_) => self.refuse(token, why),
+                    _ => why,
+                });
+            }
         };
         let grants = Grants::new(&claims.event_syncer);
         let answer = allowed(&grants);
@@ -330,8 +338,13 @@ mod tests {
         let early = token(early, SECRET, Algorithm::HS256);
         assert!(v.allows(early.as_bytes(), None, now).is_err());
         assert_eq!(v.refused.len(), 1, "a token not valid yet is not kept");
+        assert!(v.allows(b"junk", None, now).is_err());
+        assert_eq!(v.refused.len(), 1, "a malformed token is not kept");
         for i in 0..REFUSED_ENTRIES + 5 {
-            assert!(v.allows(format!("junk{i}").as_bytes(), None, now).is_err());
+            let mut claims = push_all(None);
+            claims["n"] = i.into();
+            let forged = token(claims, b"another secret", Algorithm::HS256);
+            assert!(v.allows(forged.as_bytes(), None, now).is_err());
             assert!(v.refused.len() <= REFUSED_ENTRIES);
         }
     }
