@@ -237,3 +237,27 @@ fn a_refused_blocking_get_is_answered_at_once_not_parked() {
     }
     assert_eq!(parked_gauge(&server), Some(0));
 }
+
+/// Tokens that start failing (expired, signed with an old key) are worth
+/// one warning in the log, naming the client; a flood of them is not worth
+/// more than one line per 10 s.
+#[test]
+fn refusals_are_warned_about_once_not_per_request() {
+    let server = hs256_server(&[]);
+    let forged = hs256(
+        b"an old secret that was rotated away",
+        &claims(&["*"], &["*"], None),
+    );
+    for i in 0..50 {
+        assert_401(
+            &push_as(&server, Some(&forged), "k", "{}"),
+            &format!("push {i}"),
+        );
+    }
+    assert!(
+        server.wait_for_log("refused with 401", secs(5.0)).is_some(),
+        "no warning that requests are refused"
+    );
+    let lines = server.logs().matches("refused with 401").count();
+    assert_eq!(lines, 1, "one warning for 50 refusals:\n{}", server.logs());
+}
